@@ -1,0 +1,318 @@
+# -*- test-case-name: tests.test_policy -*-
+"""
+Tests for L{twisted_turn.policy}.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address, ip_network
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_turn.policy import AddressRange, PeerPolicy, canonicalPeer, parseAddressRange
+
+# Each default range with an address inside it and, where the range has a neighbour that is
+# ordinary unicast, the address just outside it.
+DEFAULT_DENIED = [
+    ("0.0.0.0/8", "0.1.2.3", "1.0.0.0"),
+    ("::/128", "::", None),
+    ("127.0.0.0/8", "127.0.0.1", "128.0.0.0"),
+    ("::1/128", "::1", None),
+    ("10.0.0.0/8", "10.20.30.40", "11.0.0.0"),
+    ("172.16.0.0/12", "172.31.255.255", "172.32.0.0"),
+    ("192.168.0.0/16", "192.168.1.1", "192.169.0.0"),
+    ("100.64.0.0/10", "100.127.255.255", "100.128.0.0"),
+    ("169.254.0.0/16", "169.254.169.254", "169.255.0.0"),
+    ("192.0.0.0/24", "192.0.0.170", "192.0.1.0"),
+    ("192.0.2.0/24", "192.0.2.1", "192.0.3.0"),
+    ("198.18.0.0/15", "198.19.255.255", "198.20.0.0"),
+    ("198.51.100.0/24", "198.51.100.7", "198.51.101.0"),
+    ("203.0.113.0/24", "203.0.113.200", "203.0.114.0"),
+    ("224.0.0.0/4", "239.255.255.250", "223.255.255.255"),
+    ("240.0.0.0/4", "255.255.255.255", None),
+    ("fc00::/7", "fd12:3456::1", "fe00::1"),
+    ("fe80::/10", "febf::1", "fec0::1"),
+    ("ff00::/8", "ff02::1", None),
+    ("2001::/32", "2001:0:4136:e378::1", "2001:1::1"),
+    ("100::/64", "100::1", "100:0:0:1::1"),
+    ("64:ff9b:1::/48", "64:ff9b:1:a00:1::", "64:ff9b:2::1"),
+]
+
+
+class CanonicalPeerTests(SynchronousTestCase):
+    """
+    Tests for L{canonicalPeer}.
+    """
+
+    def test_plainAddresses(self) -> None:
+        """
+        Plain IPv4 and IPv6 literals parse to themselves.
+        """
+        self.assertEqual(canonicalPeer("8.8.8.8"), IPv4Address("8.8.8.8"))
+        self.assertEqual(canonicalPeer("2001:db8::1"), IPv6Address("2001:db8::1"))
+
+    def test_embeddingFormsMapToIPv4(self) -> None:
+        """
+        IPv4-mapped, IPv4-translated, IPv4-compatible, 6to4 and NAT64 well-known prefix
+        addresses map to the IPv4 address they carry.
+        """
+        for host in [
+            "::ffff:127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::127.0.0.1",
+            "2002:7f00:1::",
+            "2002:7f00:1:abcd::99",
+            "64:ff9b::7f00:1",
+        ]:
+            self.assertEqual(canonicalPeer(host), IPv4Address("127.0.0.1"), host)
+
+    def test_unspecifiedAndLoopbackStayIPv6(self) -> None:
+        """
+        C{::} and C{::1} lie in the IPv4-compatible block but are not IPv4 addresses.
+        """
+        self.assertEqual(canonicalPeer("::"), IPv6Address("::"))
+        self.assertEqual(canonicalPeer("::1"), IPv6Address("::1"))
+        self.assertEqual(canonicalPeer("::2"), IPv4Address("0.0.0.2"))
+
+    def test_scopeIdDropped(self) -> None:
+        """
+        A scope id is accepted and dropped.
+        """
+        self.assertEqual(canonicalPeer("fe80::1%eth0"), IPv6Address("fe80::1"))
+
+    def test_invalid(self) -> None:
+        """
+        Anything but an address literal raises L{ValueError} naming it.
+        """
+        for host in ["", "example.com", "1.2.3", "010.0.0.1", "::ffff:1.2.3.4.5", "1.2.3.4:80"]:
+            error = self.assertRaises(ValueError, canonicalPeer, host)
+            self.assertIn(repr(host), str(error))
+        self.assertRaises(ValueError, canonicalPeer, 2130706433)
+
+
+class ParseAddressRangeTests(SynchronousTestCase):
+    """
+    Tests for L{parseAddressRange} and L{AddressRange}.
+    """
+
+    def test_singleAddress(self) -> None:
+        """
+        A single address is a range of one.
+        """
+        r = parseAddressRange("192.0.2.5")
+        self.assertEqual(r, AddressRange(IPv4Address("192.0.2.5"), IPv4Address("192.0.2.5")))
+        self.assertIn(IPv4Address("192.0.2.5"), r)
+        self.assertNotIn(IPv4Address("192.0.2.6"), r)
+
+    def test_lowHigh(self) -> None:
+        """
+        coturn's C{low-high} is an inclusive range; spaces around the ends are allowed.
+        """
+        r = parseAddressRange("10.0.0.1 - 10.0.0.9")
+        self.assertEqual((r.low, r.high), (IPv4Address("10.0.0.1"), IPv4Address("10.0.0.9")))
+        self.assertIn(IPv4Address("10.0.0.9"), r)
+        self.assertNotIn(IPv4Address("10.0.0.10"), r)
+        self.assertNotIn(IPv4Address("10.0.0.0"), r)
+
+    def test_cidr(self) -> None:
+        """
+        CIDR covers the network's first to last address.
+        """
+        r = parseAddressRange("2001:db8::/32")
+        self.assertEqual(r.low, IPv6Address("2001:db8::"))
+        self.assertEqual(r.high, IPv6Address("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"))
+
+    def test_embeddedFormsCanonicalised(self) -> None:
+        """
+        Addresses in a range are canonicalised like peers, so a range written in an
+        IPv4-embedding form matches the IPv4 peers it means.
+        """
+        self.assertEqual(parseAddressRange("::ffff:10.0.0.1"), parseAddressRange("10.0.0.1"))
+        self.assertEqual(parseAddressRange("::ffff:0:0/96"), parseAddressRange("0.0.0.0/0"))
+
+    def test_familiesDoNotMix(self) -> None:
+        """
+        An address of one family is never in a range of the other.
+        """
+        self.assertNotIn(IPv6Address("::a00:1"), parseAddressRange("0.0.0.0/0"))
+        self.assertNotIn(IPv4Address("0.0.0.1"), parseAddressRange("::/0"))
+        self.assertNotIn("10.0.0.1", parseAddressRange("0.0.0.0/0"))
+
+    def test_errors(self) -> None:
+        """
+        Malformed text, host bits in CIDR, a reversed range and a range across families (also
+        one that only becomes IPv4 at one end once canonicalised, such as C{::/96}) raise
+        L{ValueError} quoting the text.
+        """
+        for text in [
+            "",
+            "nonsense",
+            "10.0.0.0/33",
+            "10.0.0.1/8",
+            "10.0.0.9-10.0.0.1",
+            "10.0.0.1-::1",
+            "10.0.0.1-",
+            "10.0.0.1-10.0.0.2-10.0.0.3",
+            "::/96",
+            "::1-::ffff:1.2.3.4",
+        ]:
+            error = self.assertRaises(ValueError, parseAddressRange, text)
+            self.assertIn(repr(text), str(error))
+
+    def test_directConstructionValidated(self) -> None:
+        """
+        L{AddressRange} itself refuses mixed families and reversed ends.
+        """
+        self.assertRaises(ValueError, AddressRange, IPv4Address("1.0.0.0"), IPv6Address("::1"))
+        self.assertRaises(ValueError, AddressRange, IPv4Address("2.0.0.0"), IPv4Address("1.0.0.0"))
+
+
+class PeerPolicyTests(SynchronousTestCase):
+    """
+    Tests for L{PeerPolicy}.
+    """
+
+    def test_defaultRangesDenied(self) -> None:
+        """
+        An address inside each default range is denied, and the address just outside it is
+        allowed.
+        """
+        policy = PeerPolicy()
+        for network, inside, outside in DEFAULT_DENIED:
+            self.assertIn(canonicalPeer(inside), parseAddressRange(network), network)
+            self.assertFalse(policy.isAllowed(inside), inside)
+            first, last = ip_network(network)[0], ip_network(network)[-1]
+            self.assertFalse(policy.isAllowed(str(first)), first)
+            self.assertFalse(policy.isAllowed(str(last)), last)
+            if outside is not None:
+                self.assertTrue(policy.isAllowed(outside), outside)
+
+    def test_publicAllowed(self) -> None:
+        """
+        Ordinary public unicast addresses of both families are allowed.
+        """
+        policy = PeerPolicy()
+        for host in ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "2a00:1450::1"]:
+            self.assertTrue(policy.isAllowed(host), host)
+
+    def test_embeddedDeniedIPv4Denied(self) -> None:
+        """
+        Each IPv6 form of a denied IPv4 address is denied.
+        """
+        policy = PeerPolicy()
+        for host in [
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "2002:7f00:1::",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "::ffff:0:a00:1",
+            "2002:c0a8:101::1",
+            "::ffff:169.254.169.254",
+        ]:
+            self.assertFalse(policy.isAllowed(host), host)
+
+    def test_embeddedPublicIPv4Allowed(self) -> None:
+        """
+        Each IPv6 form of a public IPv4 address is allowed like the IPv4 address.
+        """
+        policy = PeerPolicy()
+        for host in ["::ffff:8.8.8.8", "::8.8.8.8", "2002:808:808::", "64:ff9b::808:808"]:
+            self.assertTrue(policy.isAllowed(host), host)
+
+    @given(st.integers(min_value=0, max_value=2**32 - 1))
+    def test_mappedFormAgrees(self, value: int) -> None:
+        """
+        For any IPv4 address, the IPv4-mapped, NAT64 and 6to4 forms get the same answer as the
+        address itself.
+        """
+        policy = PeerPolicy()
+        address = IPv4Address(value)
+        expected = policy.isAllowed(str(address))
+        self.assertEqual(policy.isAllowed(f"::ffff:{address}"), expected)
+        self.assertEqual(policy.isAllowed(str(IPv6Address((0x64FF9B << 96) | value))), expected)
+        sixToFour = IPv6Address((0x2002 << 112) | value << 80)
+        self.assertEqual(policy.isAllowed(str(sixToFour)), expected)
+
+    def test_allowLoopback(self) -> None:
+        """
+        C{allowLoopback} re-allows 127.0.0.0/8 and ::1, in every form, and nothing else.
+        """
+        policy = PeerPolicy(allowLoopback=True)
+        for host in ["127.0.0.1", "127.255.255.254", "::1", "::ffff:127.0.0.1"]:
+            self.assertTrue(policy.isAllowed(host), host)
+        for host in ["10.0.0.1", "::", "0.0.0.0"]:
+            self.assertFalse(policy.isAllowed(host), host)
+
+    def test_multicastDeniedWhateverNoMulticast(self) -> None:
+        """
+        Multicast is denied with C{noMulticast} true or false; C{allowed} can re-allow it.
+        """
+        for noMulticast in (True, False):
+            policy = PeerPolicy(noMulticast=noMulticast)
+            self.assertFalse(policy.isAllowed("239.1.2.3"))
+            self.assertFalse(policy.isAllowed("ff05::2"))
+        self.assertTrue(PeerPolicy(allowed=["239.1.2.3"]).isAllowed("239.1.2.3"))
+
+    def test_allowedWinsOverDeny(self) -> None:
+        """
+        An allowed single address or range wins over the default list and over C{denied},
+        and allows nothing beyond itself.
+        """
+        policy = PeerPolicy(
+            allowed=["10.1.2.3", "192.168.10.0-192.168.10.255", "fd00::/64"],
+            denied=["10.1.2.0/24"],
+        )
+        for host in ["10.1.2.3", "192.168.10.0", "192.168.10.255", "fd00::5", "::ffff:10.1.2.3"]:
+            self.assertTrue(policy.isAllowed(host), host)
+        for host in ["10.1.2.4", "192.168.11.0", "fd00:0:0:1::5"]:
+            self.assertFalse(policy.isAllowed(host), host)
+
+    def test_deniedAdds(self) -> None:
+        """
+        C{denied} ranges are refused on top of the defaults, in their IPv6 forms too.
+        """
+        policy = PeerPolicy(denied=["8.8.8.0/24", "1.1.1.1-1.1.1.2", "2001:4860::/32"])
+        for host in ["8.8.8.8", "::ffff:8.8.8.8", "1.1.1.2", "2001:4860:4860::8888"]:
+            self.assertFalse(policy.isAllowed(host), host)
+        for host in ["8.8.9.1", "1.1.1.3", "2001:4861::1"]:
+            self.assertTrue(policy.isAllowed(host), host)
+        self.assertFalse(policy.isAllowed("10.0.0.1"))
+
+    def test_relayAddressesReachable(self) -> None:
+        """
+        The server's relay addresses are reachable even inside a denied range and without
+        C{allowLoopback}; their neighbours are not.
+        """
+        policy = PeerPolicy(relayAddresses=["127.0.0.1", "10.0.0.5", "::1"], denied=["10.0.0.5"])
+        for host in ["127.0.0.1", "::ffff:127.0.0.1", "10.0.0.5", "::1"]:
+            self.assertTrue(policy.isAllowed(host), host)
+        for host in ["127.0.0.2", "10.0.0.6"]:
+            self.assertFalse(policy.isAllowed(host), host)
+
+    def test_unspecifiedRelayAddressIgnored(self) -> None:
+        """
+        A wildcard relay address does not make the unspecified address reachable (sending to it
+        reaches the local host).
+        """
+        policy = PeerPolicy(relayAddresses=["0.0.0.0", "::"])
+        self.assertFalse(policy.isAllowed("0.0.0.0"))
+        self.assertFalse(policy.isAllowed("::"))
+
+    def test_garbageHostDenied(self) -> None:
+        """
+        A host that is not an address literal is refused rather than raising.
+        """
+        policy = PeerPolicy(allowed=["0.0.0.0/0"])
+        for host in ["", "localhost", "999.1.1.1", "::ffff:zz", None, b"\x7f\x00\x00\x01"]:
+            self.assertFalse(policy.isAllowed(host), host)  # type: ignore[arg-type]
+
+    def test_badConfigurationRaises(self) -> None:
+        """
+        An allowed or denied range or relay address that does not parse raises L{ValueError}.
+        """
+        self.assertRaises(ValueError, PeerPolicy, allowed=["10.0.0.0/33"])
+        self.assertRaises(ValueError, PeerPolicy, denied=["nope"])
+        self.assertRaises(ValueError, PeerPolicy, relayAddresses=["relay.example"])

@@ -1,0 +1,159 @@
+"""
+Tests for L{twisted_turn.protocol}: the data path in both directions.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_turn.allocation import FiveTuple
+from twisted_turn.protocol import RelayProtocol
+from twisted_turn.stun.attributes import (
+    ChannelNumber,
+    Data,
+    RequestedTransport,
+    XorPeerAddress,
+)
+from twisted_turn.stun.channeldata import decodeChannelData, encodeChannelData
+from twisted_turn.stun.message import MessageClass, Method, decodeMessage
+from twisted_turn.testing import FakeUDPTransport, ServerFixture
+
+PEER = ("8.8.8.8", 6000)
+
+
+class FailingTransport(FakeUDPTransport):
+    def write(self, data, addr):
+        raise OSError(1, "Operation not permitted")
+
+
+class DataPathTests(SynchronousTestCase):
+    def setUp(self):
+        self.fixture = ServerFixture()
+        self.server = self.fixture.server
+        self.client = self.fixture.client()
+        response = self.client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        host, port = self.client.address
+        self.allocation = self.server.table.get(FiveTuple(host, port, "198.51.100.1", 3478))
+        self.relay = self.fixture.relayFactory.open[self.allocation.relayAddress]
+
+    def bind(self, number=0x4000, peer=PEER):
+        response = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(number), XorPeerAddress(*peer)]
+        )
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+
+    def test_channelDataToPeer(self):
+        """
+        ChannelData on a bound channel goes to the peer without its header; padding after
+        the declared length is not sent.
+        """
+        self.bind()
+        self.client.send(encodeChannelData(0x4000, b"media", pad=True))
+        self.assertEqual(self.relay.transport.written, [(b"media", PEER)])
+
+    def test_channelDataUnbound(self):
+        """
+        ChannelData on an unbound channel is dropped and counted.
+        """
+        self.client.send(encodeChannelData(0x4001, b"media"))
+        self.assertEqual(self.relay.transport.written, [])
+        self.assertEqual(self.server.counters["dropChannelUnbound"], 1)
+
+    def test_channelDataExpired(self):
+        """
+        ChannelData on a channel whose binding expired is dropped.
+        """
+        self.bind()
+        self.fixture.clock.advance(601)
+        self.client.send(encodeChannelData(0x4000, b"media"))
+        self.assertEqual(self.relay.transport.written, [])
+
+    def test_channelDataTruncated(self):
+        """
+        ChannelData whose length field exceeds the datagram is dropped and counted.
+        """
+        self.bind()
+        self.client.send(b"\x40\x00\x00\x10short")
+        self.assertEqual(self.relay.transport.written, [])
+        self.assertEqual(self.server.counters["dropChannelMalformed"], 1)
+
+    def test_channelDataWithoutAllocation(self):
+        """
+        ChannelData from an address with no allocation is dropped and counted.
+        """
+        self.fixture.listener.datagramReceived(encodeChannelData(0x4000, b"x"), ("192.0.2.1", 1))
+        self.assertEqual(self.server.counters["dropChannelNoAllocation"], 1)
+
+    def test_notStunDropped(self):
+        """
+        Datagrams that are neither STUN nor ChannelData, or too short, are dropped and counted.
+        """
+        self.client.send(b"\x80\x00\x00\x00")
+        self.client.send(b"\x00")
+        self.assertEqual(self.server.counters["dropNotStun"], 1)
+        self.assertEqual(self.server.counters["dropShort"], 1)
+        self.assertEqual(self.client.received(), [])
+
+    def test_peerDataAsChannelData(self):
+        """
+        A datagram from a peer with a bound channel reaches the client as ChannelData.
+        """
+        self.bind()
+        self.relay.datagramReceived(b"reply", PEER)
+        [data] = self.client.received()
+        self.assertEqual(decodeChannelData(data), (0x4000, b"reply"))
+
+    def test_peerDataAsDataIndication(self):
+        """
+        A datagram from a permitted peer without a channel reaches the client as a Data
+        indication naming the peer.
+        """
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.relay.datagramReceived(b"reply", PEER)
+        [data] = self.client.received()
+        message = decodeMessage(data)
+        self.assertEqual(
+            (message.method, message.messageClass), (Method.DATA, MessageClass.INDICATION)
+        )
+        peer = message.get(XorPeerAddress)
+        self.assertEqual((peer.host, peer.port), PEER)
+        self.assertEqual(message.get(Data).value, b"reply")
+
+    def test_peerWithoutPermissionDropped(self):
+        """
+        A datagram from a peer without a permission is dropped and counted, and so is one
+        after the permission expired.
+        """
+        self.relay.datagramReceived(b"reply", PEER)
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.fixture.clock.advance(301)
+        self.relay.datagramReceived(b"reply", PEER)
+        self.assertEqual(self.client.received(), [])
+        self.assertEqual(self.server.counters["dropPeerNoPermission"], 2)
+
+    def test_unattachedRelayDrops(self):
+        """
+        A relay socket not yet attached to an allocation (a reservation) drops datagrams.
+        """
+        protocol = RelayProtocol(self.server, self.fixture.clock)
+        protocol.makeConnection(FakeUDPTransport())
+        protocol.datagramReceived(b"x", PEER)
+        self.assertEqual(self.server.counters["dropRelayUnattached"], 1)
+
+    def test_failedWritesCounted(self):
+        """
+        A write that fails (in either direction) is counted, not raised.
+        """
+        self.bind()
+        self.allocation.relay = FailingTransport()
+        self.client.send(encodeChannelData(0x4000, b"media"))
+        self.allocation.clientTransport = FailingTransport()
+        self.relay.datagramReceived(b"reply", PEER)
+        self.assertEqual(self.server.counters["dropWriteFailed"], 2)
+
+    def test_closeStopsListening(self):
+        """
+        Closing a relay handle detaches it and stops its port.
+        """
+        self.relay.close()
+        self.assertTrue(self.relay.transport.stopped)
+        self.assertIsNone(self.relay.allocation)

@@ -1,0 +1,745 @@
+"""
+Tests for L{twisted_turn.server}: every TURN method and its error codes, driven through a
+listener protocol on fake transports with a L{Clock}.
+"""
+
+import hashlib
+import hmac
+from base64 import b64encode
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_turn.allocation import FiveTuple
+from twisted_turn.auth import PasswordAlgorithm, longTermKey
+from twisted_turn.policy import PeerPolicy
+from twisted_turn.stun.attributes import (
+    AdditionalAddressFamily,
+    AddressErrorCode,
+    ChannelNumber,
+    Data,
+    DontFragment,
+    ErrorCode,
+    EvenPort,
+    Fingerprint,
+    Lifetime,
+    MessageIntegrity,
+    MessageIntegritySha256,
+    Nonce,
+    PasswordAlgorithm as PasswordAlgorithmAttribute,
+    PasswordAlgorithms,
+    Realm,
+    RequestedAddressFamily,
+    RequestedTransport,
+    ReservationToken,
+    Software,
+    UnknownAttributes,
+    Userhash,
+    Username,
+    XorMappedAddress,
+    XorPeerAddress,
+    XorRelayedAddress,
+)
+from twisted_turn.stun.integrity import verifyIntegrity
+from twisted_turn.stun.message import (
+    MessageClass,
+    Method,
+    decodeMessage,
+    encodeMessage,
+    newTransactionId,
+)
+from twisted_turn.testing import ServerFixture
+
+UDP = RequestedTransport(17)
+PEER = ("8.8.8.8", 6000)
+
+
+def errorCode(message):
+    if message.messageClass != MessageClass.ERROR:
+        return None
+    return message.get(ErrorCode).code
+
+
+class ServerTestMixin:
+    fixtureOptions: dict = {}
+
+    def setUp(self):
+        self.fixture = ServerFixture(**self.fixtureOptions)
+        self.server = self.fixture.server
+        self.clock = self.fixture.clock
+        self.client = self.fixture.client()
+
+    def allocate(self, client=None, attributes=(UDP,)):
+        response = (client or self.client).request(Method.ALLOCATE, list(attributes))
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS, response)
+        return response
+
+    def relayOf(self, client=None):
+        """
+        The allocation of C{client} (by default the test's client).
+        """
+        host, port = (client or self.client).address
+        return self.server.table.get(FiveTuple(host, port, "198.51.100.1", 3478))
+
+
+class BindingTests(ServerTestMixin, SynchronousTestCase):
+    def test_bindingAnswersMappedAddress(self):
+        """
+        A Binding request is answered without authentication, with the client's address in
+        XOR-MAPPED-ADDRESS and no SOFTWARE unless configured.
+        """
+        response = self.client.request(Method.BINDING, authenticate=False)
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        mapped = response.get(XorMappedAddress)
+        self.assertEqual((mapped.host, mapped.port), self.client.address)
+        self.assertIsNone(response.get(Software))
+        self.assertIsNone(response.get(Fingerprint))
+
+    def test_fingerprintWhenAsked(self):
+        """
+        A request with FINGERPRINT gets a response with FINGERPRINT.
+        """
+        tid = newTransactionId()
+        self.client.send(
+            encodeMessage(Method.BINDING, MessageClass.REQUEST, tid, [], fingerprint=True)
+        )
+        response = self.client.lastMessage()
+        self.assertIsNotNone(response.get(Fingerprint))
+        self.assertEqual(response.transactionId, tid)
+
+    def test_unknownRequiredAttribute(self):
+        """
+        An unknown comprehension-required attribute gets 420 with UNKNOWN-ATTRIBUTES.
+        """
+        data = bytearray(encodeMessage(Method.BINDING, MessageClass.REQUEST, b"x" * 12, []))
+        data[3] = 8
+        data += b"\x00\x7f\x00\x04abcd"
+        self.client.send(bytes(data))
+        response = self.client.lastMessage()
+        self.assertEqual(errorCode(response), 420)
+        self.assertEqual(response.get(UnknownAttributes).types, (0x7F,))
+
+    def test_malformedRequestGets400(self):
+        """
+        A request whose header is well formed but whose attributes are not gets 400.
+        """
+        data = bytearray(encodeMessage(Method.ALLOCATE, MessageClass.REQUEST, b"y" * 12, [UDP]))
+        data[23] = 200  # REQUESTED-TRANSPORT's length runs past the end
+        self.client.send(bytes(data))
+        response = self.client.lastMessage()
+        self.assertEqual(errorCode(response), 400)
+        self.assertEqual(self.server.counters["dropMalformed"], 1)
+
+    def test_unknownMethodGets400(self):
+        """
+        A request for a method the server does not serve gets 400.
+        """
+        self.client.send(encodeMessage(0x0F0, MessageClass.REQUEST, b"z" * 12, []))
+        self.assertEqual(errorCode(self.client.lastMessage()), 400)
+
+    def test_softwareWhenConfigured(self):
+        """
+        With the software option, responses carry SOFTWARE.
+        """
+        fixture = ServerFixture(software=True)
+        response = fixture.client().request(Method.BINDING, authenticate=False)
+        self.assertTrue(response.get(Software).value.startswith("twisted-turn"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200))
+    def test_garbageNeverRaises(self, data):
+        """
+        Arbitrary bytes on the listener never raise and never count as an internal error.
+        """
+        fixture = ServerFixture()
+        fixture.listener.datagramReceived(data, ("192.0.2.5", 1))
+        self.assertEqual(fixture.server.counters["internalError"], 0)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(min_value=20, max_value=80), st.binary(min_size=1, max_size=4))
+    def test_mutatedRequestsNeverRaise(self, position, junk):
+        """
+        An authenticated Allocate with bytes overwritten anywhere is answered or dropped,
+        never raises.
+        """
+        fixture = ServerFixture()
+        client = fixture.client()
+        client.request(Method.BINDING, authenticate=False)
+        data = bytearray(
+            encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, b"m" * 12,
+                [UDP, Username("alice"), Realm("example.org"), Nonce("abc")],
+                integrityKey=b"k" * 16, fingerprint=True,
+            )
+        )
+        data[position:position + len(junk)] = junk
+        client.send(bytes(data))
+        self.assertEqual(fixture.server.counters["internalError"], 0)
+
+
+class AuthenticationTests(ServerTestMixin, SynchronousTestCase):
+    def test_challenge(self):
+        """
+        A request without MESSAGE-INTEGRITY gets 401 with REALM, NONCE and
+        PASSWORD-ALGORITHMS, and the server keeps no state for the client.
+        """
+        response = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        self.assertEqual(errorCode(response), 401)
+        self.assertEqual(response.get(Realm).value, "example.org")
+        self.assertTrue(response.get(Nonce).value.startswith("obMatJos2"))
+        self.assertEqual(
+            [a for a, _ in response.get(PasswordAlgorithms).algorithms],
+            [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256],
+        )
+        self.assertIsNone(response.get(MessageIntegrity))
+        self.assertEqual(len(self.server.table), 0)
+
+    def test_successIsSigned(self):
+        """
+        A success response carries MESSAGE-INTEGRITY under the client's key.
+        """
+        response = self.allocate()
+        self.assertTrue(verifyIntegrity(response, self.client.key()))
+
+    def test_wrongPassword(self):
+        """
+        A wrong password gets 401 and no allocation.
+        """
+        client = self.fixture.client(password="wrong")
+        self.assertEqual(errorCode(client.request(Method.ALLOCATE, [UDP])), 401)
+        self.assertEqual(len(self.server.table), 0)
+        self.assertEqual(self.server.counters["authFailed"], 1)
+
+    def test_unknownUser(self):
+        """
+        An unknown user gets 401.
+        """
+        client = self.fixture.client(username="mallory")
+        self.assertEqual(errorCode(client.request(Method.ALLOCATE, [UDP])), 401)
+
+    def test_staleNonce(self):
+        """
+        A nonce older than its lifetime gets 438 with a fresh nonce; the client's retry with
+        the new nonce succeeds.
+        """
+        self.allocate(attributes=[UDP, Lifetime(3600)])
+        oldNonce = self.client.nonce
+        self.clock.advance(601)
+        tid = newTransactionId()
+        self.client.send(
+            encodeMessage(
+                Method.REFRESH, MessageClass.REQUEST, tid,
+                [Username("alice"), Realm("example.org"), Nonce(oldNonce)],
+                integrityKey=self.client.key(),
+            )
+        )
+        response = self.client.lastMessage()
+        self.assertEqual(errorCode(response), 438)
+        self.assertNotEqual(response.get(Nonce).value, oldNonce)
+        refreshed = self.client.request(Method.REFRESH)
+        self.assertEqual(refreshed.messageClass, MessageClass.SUCCESS)
+
+    def test_nonceBoundToClientAddress(self):
+        """
+        A nonce issued to one client address is refused with 438 from another.
+        """
+        self.allocate()
+        other = self.fixture.client(address=("192.0.2.99", 40000))
+        other.send(
+            encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(),
+                [UDP, Username("alice"), Realm("example.org"), Nonce(self.client.nonce)],
+                integrityKey=self.client.key(),
+            )
+        )
+        self.assertEqual(errorCode(other.lastMessage()), 438)
+
+    def test_missingRealmIs400(self):
+        """
+        MESSAGE-INTEGRITY without REALM is a bad request.
+        """
+        self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        self.client.send(
+            encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(),
+                [UDP, Username("alice"), Nonce("x")], integrityKey=b"k" * 16,
+            )
+        )
+        self.assertEqual(errorCode(self.client.lastMessage()), 400)
+
+    def authenticatedRequest(self, attributes, key, sha256=False):
+        challenge = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        nonce = challenge.get(Nonce).value
+        self.client.send(
+            encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(),
+                [UDP, Realm("example.org"), Nonce(nonce), *attributes],
+                integrityKey=key, integritySha256=sha256,
+            )
+        )
+        return self.client.lastMessage(), challenge
+
+    def test_sha256Algorithm(self):
+        """
+        A client that echoes PASSWORD-ALGORITHMS and picks SHA-256 authenticates with the
+        SHA-256 key, and MESSAGE-INTEGRITY-SHA256 in the request gets it in the response.
+        """
+        key = longTermKey("alice", "example.org", "secret", PasswordAlgorithm.SHA256)
+        challenge = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        response, _ = self.authenticatedRequest(
+            [
+                Username("alice"),
+                challenge.get(PasswordAlgorithms),
+                PasswordAlgorithmAttribute(PasswordAlgorithm.SHA256),
+            ],
+            key,
+            sha256=True,
+        )
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.assertIsNotNone(response.get(MessageIntegritySha256))
+        self.assertTrue(verifyIntegrity(response, key))
+
+    def test_passwordAlgorithmsMismatch(self):
+        """
+        PASSWORD-ALGORITHMS that differ from what the server offered get 400.
+        """
+        key = longTermKey("alice", "example.org", "secret", PasswordAlgorithm.MD5)
+        response, _ = self.authenticatedRequest(
+            [
+                Username("alice"),
+                PasswordAlgorithms(((PasswordAlgorithm.MD5, b""),)),
+                PasswordAlgorithmAttribute(PasswordAlgorithm.MD5),
+            ],
+            key,
+        )
+        self.assertEqual(errorCode(response), 400)
+
+    def test_userhash(self):
+        """
+        USERHASH instead of USERNAME identifies a static user.
+        """
+        userhash = hashlib.sha256("alice:example.org".encode()).digest()
+        key = longTermKey("alice", "example.org", "secret", PasswordAlgorithm.MD5)
+        response, _ = self.authenticatedRequest([Userhash(userhash)], key)
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+
+    def restClient(self, expiry):
+        username = f"{int(expiry)}:bob"
+        password = b64encode(
+            hmac.new(b"rest-secret", username.encode(), hashlib.sha1).digest()
+        ).decode()
+        return self.fixture.client(username=username, password=password)
+
+
+class RestAuthenticationTests(AuthenticationTests):
+    fixtureOptions = {"authSecrets": ("old-secret", "rest-secret")}
+
+    def test_restUsername(self):
+        """
+        A TURN REST API username with a future expiry and the matching HMAC password is
+        accepted, whichever of the rotated secrets made it.
+        """
+        client = self.restClient(self.clock.seconds() + 3600)
+        self.assertEqual(
+            client.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
+        )
+
+    def test_expiredRestUsername(self):
+        """
+        A REST username whose expiry has passed is refused with 401.
+        """
+        client = self.restClient(self.clock.seconds() - 1)
+        self.assertEqual(errorCode(client.request(Method.ALLOCATE, [UDP])), 401)
+
+
+class NoAuthTests(ServerTestMixin, SynchronousTestCase):
+    fixtureOptions = {"noAuth": True}
+
+    def test_anonymousAllocate(self):
+        """
+        With noAuth, an Allocate without credentials succeeds and is not signed.
+        """
+        response = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.assertIsNone(response.get(MessageIntegrity))
+
+
+class AllocateTests(ServerTestMixin, SynchronousTestCase):
+    def test_allocate(self):
+        """
+        Allocate returns a relayed address from the port range, the default lifetime and the
+        client's mapped address, and opens the relay socket.
+        """
+        response = self.allocate()
+        relayed = response.get(XorRelayedAddress)
+        self.assertEqual(relayed.host, "203.0.113.10")
+        self.assertTrue(50000 <= relayed.port <= 50099)
+        self.assertEqual(response.get(Lifetime).seconds, 600)
+        mapped = response.get(XorMappedAddress)
+        self.assertEqual((mapped.host, mapped.port), self.client.address)
+        self.assertIn(("203.0.113.10", relayed.port), self.fixture.relayFactory.open)
+
+    def test_lifetimes(self):
+        """
+        The requested lifetime is capped at the maximum and raised to the default.
+        """
+        for requested, expected in [(3600, 3600), (100000, 3600), (100, 600), (1000, 1000)]:
+            client = self.fixture.client(address=("192.0.2.7", requested % 60000))
+            response = self.allocate(client, [UDP, Lifetime(requested)])
+            self.assertEqual(response.get(Lifetime).seconds, expected, requested)
+
+    def test_lowMaximumLifetime(self):
+        """
+        An operator maximum below the default caps every lifetime.
+        """
+        fixture = ServerFixture(maxAllocateLifetime=300)
+        response = fixture.client().request(Method.ALLOCATE, [UDP, Lifetime(900)])
+        self.assertEqual(response.get(Lifetime).seconds, 300)
+
+    def test_retransmissionGetsSameResponse(self):
+        """
+        An Allocate retransmitted with the same transaction id gets the same bytes back, not
+        437; a new Allocate on the same 5-tuple gets 437.
+        """
+        tid = newTransactionId()
+        first = self.client.request(Method.ALLOCATE, [UDP], transactionId=tid)
+        self.assertEqual(first.messageClass, MessageClass.SUCCESS)
+        self.client.send(
+            encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, tid,
+                [UDP, Username("alice"), Realm("example.org"), Nonce(self.client.nonce)],
+                integrityKey=self.client.key(),
+            )
+        )
+        self.assertEqual(self.client.received(), [first.raw])
+        self.assertEqual(len(self.server.table), 1)
+        self.assertEqual(errorCode(self.client.request(Method.ALLOCATE, [UDP])), 437)
+
+    def test_missingTransport(self):
+        """
+        Allocate without REQUESTED-TRANSPORT gets 400; with TCP, 442.
+        """
+        self.assertEqual(errorCode(self.client.request(Method.ALLOCATE, [])), 400)
+        self.assertEqual(
+            errorCode(self.client.request(Method.ALLOCATE, [RequestedTransport(6)])), 442
+        )
+        self.assertEqual(self.fixture.relayFactory.open, {})
+
+    def test_addressFamily(self):
+        """
+        REQUESTED-ADDRESS-FAMILY IPv6 gets 440 without an IPv6 relay address and an IPv6
+        relayed address with one; an unknown family gets 440.
+        """
+        self.assertEqual(
+            errorCode(
+                self.client.request(Method.ALLOCATE, [UDP, RequestedAddressFamily(2)])
+            ),
+            440,
+        )
+        self.assertEqual(
+            errorCode(
+                self.client.request(Method.ALLOCATE, [UDP, RequestedAddressFamily(3)])
+            ),
+            440,
+        )
+        fixture = ServerFixture(relayHosts=("203.0.113.10", "2001:db8::10"))
+        response = fixture.client().request(Method.ALLOCATE, [UDP, RequestedAddressFamily(2)])
+        self.assertEqual(response.get(XorRelayedAddress).host, "2001:db8::10")
+
+    def test_additionalFamily(self):
+        """
+        ADDITIONAL-ADDRESS-FAMILY IPv6 gets an IPv4 allocation with ADDRESS-ERROR-CODE 440
+        for the IPv6 half; IPv4 as the additional family is a bad request.
+        """
+        response = self.allocate(attributes=[UDP, AdditionalAddressFamily(2)])
+        error = response.get(AddressErrorCode)
+        self.assertEqual((error.family, error.code), (2, 440))
+        client = self.fixture.client(address=("192.0.2.8", 1))
+        self.assertEqual(
+            errorCode(client.request(Method.ALLOCATE, [UDP, AdditionalAddressFamily(1)])), 400
+        )
+        self.assertEqual(
+            errorCode(
+                client.request(
+                    Method.ALLOCATE,
+                    [UDP, AdditionalAddressFamily(2), RequestedAddressFamily(1)],
+                )
+            ),
+            400,
+        )
+
+    def test_evenPortReservation(self):
+        """
+        EVEN-PORT with R gives an even port and a RESERVATION-TOKEN; another client's
+        Allocate with the token gets the next port; a bad token gets 508; a token with
+        EVEN-PORT gets 400.
+        """
+        response = self.allocate(attributes=[UDP, EvenPort(True)])
+        port = response.get(XorRelayedAddress).port
+        self.assertEqual(port % 2, 0)
+        token = response.get(ReservationToken).token
+        other = self.fixture.client(address=("192.0.2.6", 40000))
+        self.assertEqual(
+            errorCode(
+                other.request(Method.ALLOCATE, [UDP, ReservationToken(token), EvenPort(False)])
+            ),
+            400,
+        )
+        second = other.request(Method.ALLOCATE, [UDP, ReservationToken(token)])
+        self.assertEqual(second.get(XorRelayedAddress).port, port + 1)
+        third = self.fixture.client(address=("192.0.2.7", 40000))
+        self.assertEqual(
+            errorCode(third.request(Method.ALLOCATE, [UDP, ReservationToken(token)])), 508
+        )
+
+    def test_userQuota(self):
+        """
+        Past the per-user quota, Allocate gets 486; freeing one makes room.
+        """
+        fixture = ServerFixture(userQuota=1)
+        first, second = fixture.client(), fixture.client(address=("192.0.2.9", 1))
+        self.assertEqual(first.request(Method.ALLOCATE, [UDP]).messageClass,
+                         MessageClass.SUCCESS)
+        self.assertEqual(errorCode(second.request(Method.ALLOCATE, [UDP])), 486)
+        first.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(second.request(Method.ALLOCATE, [UDP]).messageClass,
+                         MessageClass.SUCCESS)
+
+    def test_totalQuota(self):
+        """
+        Past the total quota, Allocate gets 486 whoever asks.
+        """
+        fixture = ServerFixture(
+            users=(("alice", "secret"), ("bob", "pw")), totalQuota=1
+        )
+        fixture.client().request(Method.ALLOCATE, [UDP])
+        bob = fixture.client(address=("192.0.2.9", 1), username="bob", password="pw")
+        self.assertEqual(errorCode(bob.request(Method.ALLOCATE, [UDP])), 486)
+
+    def test_portsExhausted(self):
+        """
+        With no free relay port, Allocate gets 508 and nothing is left half-open.
+        """
+        fixture = ServerFixture(minPort=50000, maxPort=50001)
+        clients = [fixture.client(address=("192.0.2.9", n)) for n in range(3)]
+        for client in clients[:2]:
+            self.assertEqual(
+                client.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
+            )
+        self.assertEqual(errorCode(clients[2].request(Method.ALLOCATE, [UDP])), 508)
+        self.assertEqual(len(fixture.relayFactory.open), 2)
+        self.assertEqual(len(fixture.server.table), 2)
+
+    def test_dontFragmentAccepted(self):
+        """
+        DONT-FRAGMENT is understood (no 420).
+        """
+        self.allocate(attributes=[UDP, DontFragment()])
+
+
+class RefreshTests(ServerTestMixin, SynchronousTestCase):
+    def test_refreshExtends(self):
+        """
+        Refresh sets a new lifetime; the allocation outlives its first expiry.
+        """
+        self.allocate()
+        self.clock.advance(500)
+        response = self.client.request(Method.REFRESH, [Lifetime(1200)])
+        self.assertEqual(response.get(Lifetime).seconds, 1200)
+        self.clock.advance(700)
+        self.server.sweep()
+        self.assertEqual(len(self.server.table), 1)
+
+    def test_refreshZeroLifetimeDeletes(self):
+        """
+        Refresh with LIFETIME 0 deletes the allocation and frees its relay port.
+        """
+        response = self.allocate()
+        port = response.get(XorRelayedAddress).port
+        refreshed = self.client.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(refreshed.get(Lifetime).seconds, 0)
+        self.assertEqual(len(self.server.table), 0)
+        self.assertNotIn(("203.0.113.10", port), self.fixture.relayFactory.open)
+        self.assertNotIn(port, self.fixture.relays.inUse["203.0.113.10"])
+        self.assertEqual(errorCode(self.client.request(Method.REFRESH)), 437)
+
+    def test_refreshWithoutAllocation(self):
+        """
+        Refresh with no allocation gets 437.
+        """
+        self.assertEqual(errorCode(self.client.request(Method.REFRESH)), 437)
+
+    def test_expiryFreesPort(self):
+        """
+        An allocation past its lifetime is refused at once (437) and the sweep frees its
+        port.
+        """
+        port = self.allocate().get(XorRelayedAddress).port
+        self.clock.advance(601)
+        self.assertEqual(errorCode(self.client.request(Method.REFRESH)), 437)
+        self.assertEqual(self.server.sweep(), 1)
+        self.assertNotIn(port, self.fixture.relays.inUse["203.0.113.10"])
+
+    def test_wrongUser(self):
+        """
+        A request on an allocation made by another user gets 441.
+        """
+        fixture = ServerFixture(users=(("alice", "secret"), ("bob", "pw")))
+        fixture.client().request(Method.ALLOCATE, [UDP])
+        bob = fixture.client(username="bob", password="pw")
+        self.assertEqual(errorCode(bob.request(Method.REFRESH)), 441)
+
+    def test_familyMismatch(self):
+        """
+        Refresh with a REQUESTED-ADDRESS-FAMILY other than the allocation's gets 443.
+        """
+        self.allocate()
+        self.assertEqual(
+            errorCode(self.client.request(Method.REFRESH, [RequestedAddressFamily(2)])), 443
+        )
+
+
+class PermissionTests(ServerTestMixin, SynchronousTestCase):
+    fixtureOptions = {"policy": PeerPolicy(relayAddresses=("203.0.113.10",))}
+
+    def test_createPermission(self):
+        """
+        CreatePermission installs a permission for the peer's IP for 300 seconds.
+        """
+        self.allocate()
+        response = self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        allocation = self.relayOf()
+        self.assertEqual(allocation.permissions, {"8.8.8.8": self.clock.seconds() + 300})
+
+    def test_deniedPeerRefusedAllOrNothing(self):
+        """
+        A refused peer gets 403 and no permission is installed, even for the allowed peer in
+        the same request.
+        """
+        self.allocate()
+        response = self.client.request(
+            Method.CREATE_PERMISSION,
+            [XorPeerAddress(*PEER), XorPeerAddress("10.1.2.3", 5)],
+        )
+        self.assertEqual(errorCode(response), 403)
+        self.assertEqual(self.relayOf().permissions, {})
+
+    def test_familyMismatch(self):
+        """
+        An IPv6 peer on an IPv4 allocation gets 443.
+        """
+        self.allocate()
+        response = self.client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress("2606:4700::1", 5)]
+        )
+        self.assertEqual(errorCode(response), 443)
+
+    def test_missingPeer(self):
+        """
+        CreatePermission without XOR-PEER-ADDRESS gets 400; without an allocation 437.
+        """
+        self.assertEqual(errorCode(self.client.request(Method.CREATE_PERMISSION)), 437)
+        self.allocate()
+        self.assertEqual(errorCode(self.client.request(Method.CREATE_PERMISSION)), 400)
+
+
+class ChannelBindTests(ServerTestMixin, SynchronousTestCase):
+    def bind(self, number, peer=PEER):
+        return self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(number), XorPeerAddress(*peer)]
+        )
+
+    def test_channelBind(self):
+        """
+        ChannelBind binds the channel and installs a permission for the peer.
+        """
+        self.allocate()
+        self.assertEqual(self.bind(0x4000).messageClass, MessageClass.SUCCESS)
+        allocation = self.relayOf()
+        self.assertEqual(allocation.channels[0x4000].peer, PEER)
+        self.assertIn("8.8.8.8", allocation.permissions)
+
+    def test_numberRange(self):
+        """
+        Channel numbers outside 0x4000-0x4FFF get 400.
+        """
+        self.allocate()
+        self.assertEqual(errorCode(self.bind(0x3FFF)), 400)
+        self.assertEqual(errorCode(self.bind(0x5000)), 400)
+        self.assertEqual(self.bind(0x4FFF).messageClass, MessageClass.SUCCESS)
+
+    def test_rebindingRules(self):
+        """
+        A bound number cannot move to another peer, nor a bound peer to another number; the
+        same pair refreshes.
+        """
+        self.allocate()
+        self.bind(0x4001)
+        self.assertEqual(errorCode(self.bind(0x4001, ("8.8.4.4", 6000))), 400)
+        self.assertEqual(errorCode(self.bind(0x4002)), 400)
+        self.assertEqual(self.bind(0x4001).messageClass, MessageClass.SUCCESS)
+
+    def test_deniedPeer(self):
+        """
+        A channel to a refused peer (loopback by default) gets 403.
+        """
+        self.allocate()
+        self.assertEqual(errorCode(self.bind(0x4001, ("127.0.0.1", 5))), 403)
+        self.assertEqual(errorCode(self.bind(0x4001, ("169.254.1.1", 5))), 403)
+
+    def test_missingAttributes(self):
+        """
+        ChannelBind without CHANNEL-NUMBER gets 400.
+        """
+        self.allocate()
+        response = self.client.request(Method.CHANNEL_BIND, [XorPeerAddress(*PEER)])
+        self.assertEqual(errorCode(response), 400)
+
+
+class SendIndicationTests(ServerTestMixin, SynchronousTestCase):
+    def sendIndication(self, peer, payload):
+        self.client.send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, newTransactionId(),
+                [XorPeerAddress(*peer), Data(payload)],
+            )
+        )
+
+    def relayTransport(self):
+        return self.relayOf().relay
+
+    def test_sendWithPermission(self):
+        """
+        A Send indication to a permitted peer goes out of the relay socket to the peer.
+        """
+        self.allocate()
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.sendIndication(PEER, b"hello")
+        self.assertEqual(self.relayTransport().written, [(b"hello", PEER)])
+
+    def test_sendWithoutPermissionDropped(self):
+        """
+        A Send indication without a permission is dropped and counted.
+        """
+        self.allocate()
+        self.sendIndication(PEER, b"hello")
+        self.assertEqual(self.relayTransport().written, [])
+        self.assertEqual(self.server.counters["dropNoPermission"], 1)
+
+    def test_sendToDeniedPeerDropped(self):
+        """
+        A Send indication to a peer the policy refuses is dropped and counted as such.
+        """
+        self.allocate()
+        self.sendIndication(("10.0.0.1", 5), b"hello")
+        self.assertEqual(self.relayTransport().written, [])
+        self.assertEqual(self.server.counters["dropPeerDenied"], 1)
+
+    def test_sendWithoutAllocationDropped(self):
+        """
+        A Send indication with no allocation is dropped and counted; nothing is answered.
+        """
+        self.sendIndication(PEER, b"hello")
+        self.assertEqual(self.client.received(), [])
+        self.assertEqual(self.server.counters["dropSendNoAllocation"], 1)

@@ -1,0 +1,200 @@
+"""
+Tests for L{twisted_turn.service}: the service wires the server to a reactor's UDP ports, runs
+the sweep on the reactor's clock, and announces what an operator needs to know.
+"""
+
+import os
+
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_turn.config import ConfigError, makeConfig
+from twisted_turn.service import MAX_DATAGRAM, SWEEP_INTERVAL, TurnService
+from twisted_turn.stun.attributes import Lifetime, RequestedTransport, XorRelayedAddress
+from twisted_turn.stun.message import MessageClass, Method
+from twisted_turn.testing import MemoryUDPReactor, TestClient
+
+UDP = RequestedTransport(17)
+
+
+class TurnServiceTests(SynchronousTestCase):
+    def makeService(self, **options):
+        options.setdefault("listeningIps", ("198.51.100.1",))
+        options.setdefault("relayIps", ("198.51.100.1",))
+        options.setdefault("users", (("alice", "secret"),))
+        self.reactor = MemoryUDPReactor()
+        self.reactor.advance(1_700_000_000)
+        service = TurnService(reactor=self.reactor, **options)
+        return service
+
+    def clientOf(self, service, username="alice", password="secret", address=("192.0.2.5", 1)):
+        """
+        A test client talking to the service's first listener.
+        """
+        port = service.listeningPorts[0]
+        return TestClient(port.protocol, port, address, username, password)
+
+    def test_listensOnEachAddress(self):
+        """
+        The service listens on the listening port of every listening address, with a
+        datagram size that does not truncate ChannelData, and stops listening when stopped.
+        """
+        service = self.makeService(
+            listeningIps=("198.51.100.1", "2001:db8::1"), listeningPort=3479
+        )
+        service.startService()
+        self.assertEqual(
+            sorted(self.reactor.udpPorts), [("198.51.100.1", 3479), ("2001:db8::1", 3479)]
+        )
+        self.assertEqual(self.reactor.maxPacketSizes, [MAX_DATAGRAM, MAX_DATAGRAM])
+        service.stopService()
+        self.assertEqual(self.reactor.udpPorts, {})
+
+    def test_noUdp(self):
+        """
+        With noUdp there is no UDP listener.
+        """
+        service = self.makeService(noUdp=True)
+        service.startService()
+        self.assertEqual(self.reactor.udpPorts, {})
+        service.stopService()
+
+    def test_allocateThroughService(self):
+        """
+        A client allocates through the service's listener; the relay socket is opened on the
+        relay address with the configured range, and closed when the service stops.
+        """
+        service = self.makeService(minPort=40000, maxPort=40009)
+        service.startService()
+        client = self.clientOf(service)
+        response = client.request(Method.ALLOCATE, [UDP])
+        relayed = response.get(XorRelayedAddress)
+        self.assertEqual(relayed.host, "198.51.100.1")
+        self.assertTrue(40000 <= relayed.port <= 40009)
+        self.assertIn(("198.51.100.1", relayed.port), self.reactor.udpPorts)
+        service.stopService()
+        self.assertEqual(self.reactor.udpPorts, {})
+
+    def test_sweepRunsOnClock(self):
+        """
+        The periodic sweep on the reactor's clock frees an expired allocation's port.
+        """
+        service = self.makeService()
+        service.startService()
+        client = self.clientOf(service)
+        relayed = client.request(Method.ALLOCATE, [UDP, Lifetime(600)]).get(XorRelayedAddress)
+        self.reactor.advance(600 + SWEEP_INTERVAL + 1)
+        self.assertNotIn(("198.51.100.1", relayed.port), self.reactor.udpPorts)
+        self.assertEqual(len(service.server.table), 0)
+        service.stopService()
+
+    def test_externalIp(self):
+        """
+        With --external-ip, XOR-RELAYED-ADDRESS announces the public address while the relay
+        socket binds the private one.
+        """
+        service = self.makeService(externalIps=(("203.0.113.7", "198.51.100.1"),))
+        service.startService()
+        relayed = self.clientOf(service).request(Method.ALLOCATE, [UDP]).get(XorRelayedAddress)
+        self.assertEqual(relayed.host, "203.0.113.7")
+        self.assertIn(("198.51.100.1", relayed.port), self.reactor.udpPorts)
+        service.stopService()
+
+    def test_generatedUser(self):
+        """
+        Started with no credentials, the service makes a random user, logs it with an
+        iceServers snippet, and that user can allocate.
+        """
+        service = self.makeService(users=())
+        name, password = service.generatedUser
+        self.assertEqual(len(password), 24)
+        with capturedLogs() as events:
+            service.startService()
+        text = " ".join(e["log_format"].format(**e) for e in events if "user" in e)
+        self.assertIn(name, text)
+        self.assertIn(password, text)
+        self.assertIn('"urls": ["turn:198.51.100.1:3478?transport=udp"]', text)
+        client = self.clientOf(service, name, password)
+        self.assertEqual(
+            client.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
+        )
+        other = self.makeService(users=())
+        self.assertNotEqual(other.generatedUser, service.generatedUser)
+        service.stopService()
+
+    def test_noGeneratedUserWithCredentials(self):
+        """
+        Configured users, a REST secret, or --no-auth mean no generated user.
+        """
+        self.assertIsNone(self.makeService().generatedUser)
+        self.assertIsNone(
+            self.makeService(
+                users=(), useAuthSecret=True, staticAuthSecrets=("s",)
+            ).generatedUser
+        )
+        self.assertIsNone(self.makeService(users=(), noAuth=True).generatedUser)
+
+    def test_noAuthWarns(self):
+        """
+        --no-auth logs a warning that the server is an open relay.
+        """
+        service = self.makeService(users=(), noAuth=True)
+        with capturedLogs() as events:
+            service.startService()
+        self.assertTrue(any("open relay" in e.get("log_format", "") for e in events))
+        service.stopService()
+
+    def test_notImplementedWarns(self):
+        """
+        Each recognised-but-not-served option is named in a warning at start.
+        """
+        service = TurnService(
+            makeConfig(listeningIps=("198.51.100.1",), users=(("a", "b"),), noTls=True),
+            reactor=MemoryUDPReactor(),
+        )
+        with capturedLogs() as events:
+            service.startService()
+        warned = [e["option"] for e in events if "option" in e]
+        self.assertIn("no-tls", warned)
+        service.stopService()
+
+    def test_relayHosts(self):
+        """
+        Relays bind --relay-ip when given, else the specific listening address.
+        """
+        self.assertEqual(self.makeService().relayHosts, ["198.51.100.1"])
+        self.assertEqual(
+            self.makeService(relayIps=(), listeningIps=("198.51.100.9",)).relayHosts,
+            ["198.51.100.9"],
+        )
+        wildcard = self.makeService(relayIps=(), listeningIps=("0.0.0.0",)).relayHosts
+        self.assertEqual(len(wildcard), 1)
+        self.assertNotEqual(wildcard, ["0.0.0.0"])
+
+    def test_configOrOptions(self):
+        """
+        The service takes a L{TurnConfig} or keyword options, not both; bad options raise
+        L{ConfigError} naming the option.
+        """
+        self.assertRaises(
+            TypeError, TurnService, makeConfig(), MemoryUDPReactor(), realm="x"
+        )
+        error = self.assertRaises(
+            ConfigError, TurnService, reactor=MemoryUDPReactor(), minPort=0
+        )
+        self.assertIn("min-port", str(error))
+
+    def test_pidfileAndLogFile(self):
+        """
+        --pidfile is written at start and removed at stop; --log-file receives the log.
+        """
+        pidfile = self.mktemp()
+        logfile = self.mktemp()
+        service = self.makeService(pidfile=pidfile, logFile=logfile)
+        service.startService()
+        with open(pidfile) as f:
+            self.assertEqual(int(f.read()), os.getpid())
+        service.stopService()
+        self.assertFalse(os.path.exists(pidfile))
+        with open(logfile) as f:
+            self.assertIn("TURN server on 198.51.100.1", f.read())

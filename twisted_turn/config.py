@@ -1,0 +1,743 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+Option definitions shared by the command line and C{turnserver.conf}.
+
+Every option has coturn's name. L{TurnConfig} is the one typed representation of a server's
+configuration; the command line, the config file and the embedding API all produce one, through
+the same validation:
+
+  - L{OPTIONS} is the table of every option: name, short letter, kind, the L{TurnConfig} field it
+    sets, help text, and whether it is served yet;
+  - L{parseConfigFile} turns the text of a C{turnserver.conf} into C{(key, value, lineNumber)}
+    triples;
+  - L{configFromPairs} turns such triples (file first, then the command line, so the command line
+    wins) into a L{TurnConfig};
+  - L{makeConfig} does the same from keyword arguments named like the L{TurnConfig} fields.
+
+Bad input raises L{ConfigError} only, naming the option (and the file line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+__all__ = [
+    "OPTIONS",
+    "OPTIONS_BY_NAME",
+    "ConfigError",
+    "Option",
+    "TurnConfig",
+    "configFromPairs",
+    "makeConfig",
+    "parseConfigFile",
+]
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """
+    A validated server configuration. Field names are the coturn option names in camelCase;
+    repeatable options are tuples.
+
+    @ivar users: C{(name, secret)} pairs; C{secret} is a C{str} password or C{bytes} key
+        (coturn's C{name:0xHEXKEY} form, the MD5 or SHA-256 long-term key).
+    @ivar externalIps: C{(public, private)} pairs, C{private} may be L{None}.
+    """
+
+    listeningPort: int = 3478
+    listeningIps: Tuple[str, ...] = ()
+    relayIps: Tuple[str, ...] = ()
+    externalIps: Tuple[Tuple[str, Optional[str]], ...] = ()
+    minPort: int = 49152
+    maxPort: int = 65535
+    realm: str = "twisted-turn"
+    users: Tuple[Tuple[str, object], ...] = ()
+    ltCredMech: bool = False
+    useAuthSecret: bool = False
+    staticAuthSecrets: Tuple[str, ...] = ()
+    restApiSeparator: str = ":"
+    noAuth: bool = False
+    nonceSecret: Optional[bytes] = None
+    staleNonce: int = 600
+    fingerprint: bool = False
+    softwareAttribute: bool = False
+    allowLoopbackPeers: bool = False
+    noMulticastPeers: bool = False
+    allowedPeerIps: Tuple[str, ...] = ()
+    deniedPeerIps: Tuple[str, ...] = ()
+    maxAllocateLifetime: int = 3600
+    channelLifetime: int = 600
+    permissionLifetime: int = 300
+    userQuota: int = 0
+    totalQuota: int = 0
+    maxBps: int = 0
+    noUdp: bool = False
+    noTcp: bool = False
+    noTls: bool = False
+    noDtls: bool = False
+    tlsListeningPort: int = 5349
+    cert: Optional[str] = None
+    pkey: Optional[str] = None
+    udpRecvmmsg: Optional[bool] = None
+    udpSendmmsg: Optional[bool] = None
+    udpGso: Optional[bool] = None
+    logFile: Optional[str] = None
+    verbose: bool = False
+    pidfile: Optional[str] = None
+    notImplemented: Tuple[str, ...] = field(default=())
+
+
+class ConfigError(ValueError):
+    """
+    An option has a bad value, is unknown, or contradicts another option.
+
+    @ivar option: the option's coturn name (without dashes), or the unknown key as given.
+    @ivar reason: what is wrong with it.
+    @ivar lineNumber: the line of the config file it came from, or L{None} (command line,
+        keyword argument, or a check across options).
+    @ivar filename: the config file's name, used in the message when C{lineNumber} is set.
+    """
+
+    def __init__(
+        self,
+        option: str,
+        reason: str,
+        lineNumber: Optional[int] = None,
+        filename: str = "turnserver.conf",
+    ) -> None:
+        super().__init__(option, reason, lineNumber, filename)
+        self.option = option
+        self.reason = reason
+        self.lineNumber = lineNumber
+        self.filename = filename
+
+    def __str__(self) -> str:
+        if self.lineNumber is not None:
+            return f"{self.filename} line {self.lineNumber}: {self.option}: {self.reason}"
+        # Known options are written as on the command line; anything else (an unknown keyword
+        # argument of makeConfig) as given.
+        if self.option in OPTIONS_BY_NAME:
+            return f"--{self.option}: {self.reason}"
+        return f"{self.option}: {self.reason}"
+
+
+_TRUE = frozenset(["1", "true", "yes", "on", "t", "y"])
+_FALSE = frozenset(["0", "false", "no", "off", "f", "n"])
+
+
+def _parseBool(value: object) -> bool:
+    # A bare flag (None, or "flag=" in the file) means true, as in coturn.
+    if value is None or value == "":
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise ValueError(f"{value} is not a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def _address(value: object) -> str:
+    """
+    An IPv4 or IPv6 literal, in its canonical spelling.
+    """
+    if isinstance(value, (str, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        try:
+            return str(ipaddress.ip_address(value.strip() if isinstance(value, str) else value))
+        except ValueError:
+            pass
+    raise ValueError(f"{value} is not an IPv4 or IPv6 address")
+
+
+def _externalIp(value: object) -> Tuple[str, Optional[str]]:
+    """
+    coturn's C{public} or C{public/private}, or an already split C{(public, private)} pair.
+    """
+    if isinstance(value, str):
+        public, slash, private = value.partition("/")
+        pair: Tuple[object, object] = (public, private if slash else None)
+    elif isinstance(value, tuple) and len(value) == 2:
+        pair = value
+    else:
+        raise ValueError(f"{value} is not an address or a public/private address pair")
+    publicAddress = _address(pair[0])
+    if pair[1] is None:
+        return (publicAddress, None)
+    privateAddress = _address(pair[1])
+    if ipaddress.ip_address(publicAddress).version != ipaddress.ip_address(privateAddress).version:
+        raise ValueError(f"{publicAddress} and {privateAddress} are not of the same family")
+    return (publicAddress, privateAddress)
+
+
+_KEY_SIZES = (16, 32)
+
+
+def _user(value: object) -> Tuple[str, Union[str, bytes]]:
+    """
+    coturn's C{name:password} or C{name:0xHEXKEY}, or a C{(name, password or key)} pair.
+
+    Messages name the user but never echo a password or key.
+    """
+    if isinstance(value, str):
+        name, colon, secret = value.partition(":")
+        if not colon:
+            raise ValueError("expected name:password or name:0xKEY")
+        typed: object = secret
+        if secret.startswith("0x"):
+            try:
+                typed = bytes.fromhex(secret[2:])
+            except ValueError:
+                raise ValueError(f"the key of user {name!r} is not hexadecimal") from None
+    elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        name, typed = value
+    else:
+        raise ValueError("expected name:password, name:0xKEY or a (name, secret) pair")
+    if not name:
+        raise ValueError("the user name is empty")
+    if isinstance(typed, bytes):
+        if len(typed) not in _KEY_SIZES:
+            raise ValueError(
+                f"the key of user {name!r} is {len(typed)} bytes; a long-term key is "
+                "16 (MD5) or 32 (SHA-256) bytes"
+            )
+        return (name, typed)
+    if not isinstance(typed, str):
+        raise ValueError(f"the password of user {name!r} is neither str nor bytes")
+    if not typed:
+        raise ValueError(f"user {name!r} has an empty password")
+    return (name, typed)
+
+
+def _addressRange(value: object) -> str:
+    """
+    A single address, C{low-high}, or CIDR with the host bits clear (as L{twisted_turn.policy}
+    takes them). Returned as given, stripped.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{value} is not an address range")
+    text = value.strip()
+    try:
+        if "/" in text:
+            ipaddress.ip_network(text)
+        else:
+            low, dash, high = text.partition("-")
+            lowAddress = ipaddress.ip_address(low.strip())
+            if dash:
+                highAddress = ipaddress.ip_address(high.strip())
+                if lowAddress.version != highAddress.version:
+                    raise ValueError("mixes IPv4 and IPv6")
+                if highAddress < lowAddress:  # type: ignore[operator]
+                    raise ValueError("ends before it starts")
+    except ValueError as e:
+        raise ValueError(
+            f"{text} is not an address, a low-high range or a CIDR network ({e})"
+        ) from None
+    return text
+
+
+# RFC 8489 section 14.9: REALM is fewer than 128 characters.
+_MAX_REALM = 127
+
+
+def _realm(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value} is not text")
+    if len(value) > _MAX_REALM:
+        raise ValueError(f"is {len(value)} characters; STUN allows at most {_MAX_REALM}")
+    return value
+
+
+def _separator(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 1:
+        raise ValueError(f"{value} is not a single character")
+    return value
+
+
+def _nonceSecret(value: object) -> bytes:
+    """
+    C{0x} followed by hex digits, other text (its UTF-8 bytes), or C{bytes}.
+    """
+    if isinstance(value, bytes):
+        secret = value
+    elif isinstance(value, str) and value.startswith("0x"):
+        try:
+            secret = bytes.fromhex(value[2:])
+        except ValueError:
+            raise ValueError("the 0x form is not hexadecimal") from None
+    elif isinstance(value, str):
+        secret = value.encode("utf-8")
+    else:
+        raise ValueError("expected text, 0xHEX or bytes")
+    if not secret:
+        raise ValueError("must not be empty")
+    return secret
+
+
+@dataclass(frozen=True)
+class Option:
+    """
+    One option of the command line and of C{turnserver.conf}.
+
+    @ivar name: coturn's long name (C{--name} on the command line, C{name} in the file).
+    @ivar short: coturn's one-letter form, or L{None}.
+    @ivar kind: C{"flag"} (bare means true; an explicit true/false/yes/no/on/off/1/0 value is
+        accepted), C{"int"} (bounded by C{minimum} and C{maximum}) or C{"str"}.
+    @ivar field: the L{TurnConfig} field it sets, or L{None} when it is only recognised.
+    @ivar help: one line for C{--help} and the docs.
+    @ivar served: C{False} for options that are recognised (an existing coturn config still
+        runs) but not implemented yet: giving one records its name in
+        L{TurnConfig.notImplemented} so the service warns.
+    @ivar repeatable: every occurrence adds to a tuple instead of replacing the value.
+    @ivar parse: for C{"str"} options, converts and validates a value (raises L{ValueError}
+        with the reason); without it any non-empty text is taken.
+    @ivar inverted: a flag that sets C{field} to the opposite (coturn's C{no-...} spellings).
+    @ivar valueOptional: an C{"int"} option that may be given bare, meaning the field's
+        default (coturn's C{stale-nonce} and lifetimes).
+    """
+
+    name: str
+    short: Optional[str]
+    kind: str
+    field: Optional[str]
+    help: str
+    served: bool = True
+    repeatable: bool = False
+    minimum: Optional[int] = None
+    maximum: Optional[int] = None
+    parse: Optional[Callable[[object], object]] = None
+    inverted: bool = False
+    valueOptional: bool = False
+
+    def describeValue(self) -> str:
+        """
+        @return: what an C{"int"} option takes, for error messages.
+        """
+        if (self.minimum, self.maximum) == (1, 65535):
+            return "a port number (1-65535)"
+        if (self.minimum, self.maximum) == (0, 65535):
+            return "a port number (1-65535, or 0 for the default)"
+        if self.maximum is not None:
+            return f"an integer from {self.minimum} to {self.maximum}"
+        if self.minimum == 1:
+            return "a positive integer"
+        return "an integer >= 0"
+
+    def convert(self, value: object) -> object:
+        """
+        Turn a value as given (C{str}, L{None} when bare, or already typed) into the field's type.
+
+        @raise ValueError: the value is not valid; the message is the reason.
+        """
+        if self.kind == "flag":
+            return _parseBool(value) != self.inverted
+        if value is None or value == "":
+            if self.valueOptional:
+                return _DEFAULTS.get(self.field)
+            raise ValueError("needs a value")
+        if self.kind == "int":
+            return self._convertInt(value)
+        if self.parse is not None:
+            return self.parse(value)
+        if not isinstance(value, str):
+            raise ValueError(f"{value} is not text")
+        return value
+
+    def _convertInt(self, value: object) -> int:
+        number: Optional[int] = None
+        # bool is an int subclass; True is not a port number.
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str):
+            try:
+                number = int(value.strip(), 10)
+            except ValueError:
+                pass
+        if (
+            number is None
+            or (self.minimum is not None and number < self.minimum)
+            or (self.maximum is not None and number > self.maximum)
+        ):
+            raise ValueError(f"{value} is not {self.describeValue()}")
+        return number
+
+
+_DEFAULTS: Dict[Optional[str], object] = {
+    f.name: f.default for f in dataclasses.fields(TurnConfig)
+}
+
+
+# Recognised now, served in a later issue (or never): the option is accepted and warned about.
+_later = functools.partial(Option, served=False)
+
+
+_PORT = {"minimum": 1, "maximum": 65535}
+_ALT_PORT = {"minimum": 0, "maximum": 65535}
+_POSITIVE = {"minimum": 1}
+_COUNT = {"minimum": 0}
+_SECONDS = {"minimum": 1, "valueOptional": True}
+
+OPTIONS: Tuple[Option, ...] = (
+    # Served now (DESIGN.md section 4), the primary spelling of each field first.
+    Option("listening-port", "p", "int", "listeningPort",
+           "UDP (later also TCP) port to listen on for clients.", **_PORT),
+    Option("listening-ip", "L", "str", "listeningIps",
+           "Address to listen on; repeat for several. Default: 0.0.0.0 (all IPv4).",
+           repeatable=True, parse=_address),
+    Option("relay-ip", "E", "str", "relayIps",
+           "Local address for relay sockets; repeat for several. Default: a specific "
+           "--listening-ip, else the host's first IPv4 address.", repeatable=True,
+           parse=_address),
+    Option("external-ip", "X", "str", "externalIps",
+           "Public address behind NAT, as PUBLIC or PUBLIC/PRIVATE; repeat for several.",
+           repeatable=True, parse=_externalIp),
+    Option("min-port", None, "int", "minPort", "Lowest relay port.", **_PORT),
+    Option("max-port", None, "int", "maxPort", "Highest relay port.", **_PORT),
+    Option("realm", "r", "str", "realm", "Realm of the long-term credentials.", parse=_realm),
+    Option("user", "u", "str", "users",
+           "Static user as NAME:PASSWORD or NAME:0xKEY (16-byte MD5 or 32-byte SHA-256 key); "
+           "repeat for several.", repeatable=True, parse=_user),
+    Option("lt-cred-mech", "a", "flag", "ltCredMech",
+           "Long-term credentials (the default whenever credentials are configured)."),
+    Option("use-auth-secret", None, "flag", "useAuthSecret",
+           "TURN REST API credentials signed with --static-auth-secret."),
+    Option("static-auth-secret", None, "str", "staticAuthSecrets",
+           "TURN REST API shared secret; repeat to accept several while rotating. Implies "
+           "--use-auth-secret.", repeatable=True),
+    Option("rest-api-separator", "C", "str", "restApiSeparator",
+           "Character between expiry time and user id in REST API user names.",
+           parse=_separator),
+    Option("no-auth", "z", "flag", "noAuth",
+           "Anonymous access: no credentials at all. Cannot be combined with credentials."),
+    Option("nonce-secret", None, "str", "nonceSecret",
+           "Secret for stateless nonces (0xHEX or text); give every process of a fleet the "
+           "same one. Default: random per process.", parse=_nonceSecret),
+    Option("stale-nonce", None, "int", "staleNonce", "Nonce lifetime in seconds.", **_SECONDS),
+    Option("fingerprint", "f", "flag", "fingerprint", "Add FINGERPRINT to every response."),
+    Option("software-attribute", None, "flag", "softwareAttribute",
+           "Send the SOFTWARE attribute (off by default)."),
+    Option("no-software-attribute", None, "flag", "softwareAttribute",
+           "coturn's spelling: do not send SOFTWARE (already the default).", inverted=True),
+    Option("prod", None, "flag", "softwareAttribute",
+           "Old coturn spelling of --no-software-attribute.", inverted=True),
+    Option("allow-loopback-peers", None, "flag", "allowLoopbackPeers",
+           "Allow peers on 127.0.0.0/8 and ::1 (for tests only)."),
+    Option("no-loopback-peers", None, "flag", "allowLoopbackPeers",
+           "Old coturn flag: deny loopback peers (already the default).", inverted=True),
+    Option("no-multicast-peers", None, "flag", "noMulticastPeers",
+           "coturn's flag: deny multicast peers (denied by default here anyway)."),
+    Option("allowed-peer-ip", None, "str", "allowedPeerIps",
+           "Peer address, LOW-HIGH range or CIDR to allow, winning over a deny; repeatable.",
+           repeatable=True, parse=_addressRange),
+    Option("denied-peer-ip", None, "str", "deniedPeerIps",
+           "Peer address, LOW-HIGH range or CIDR to deny, added to the defaults; repeatable.",
+           repeatable=True, parse=_addressRange),
+    Option("max-allocate-lifetime", None, "int", "maxAllocateLifetime",
+           "Longest allocation lifetime a client may ask for, in seconds.", **_SECONDS),
+    Option("channel-lifetime", None, "int", "channelLifetime",
+           "Channel binding lifetime in seconds.", **_SECONDS),
+    Option("permission-lifetime", None, "int", "permissionLifetime",
+           "Permission lifetime in seconds.", **_SECONDS),
+    Option("user-quota", "q", "int", "userQuota",
+           "Most allocations per user at once; 0 for no limit.", **_COUNT),
+    Option("total-quota", "Q", "int", "totalQuota",
+           "Most allocations in total; 0 for no limit.", **_COUNT),
+    Option("no-udp", None, "flag", "noUdp", "Do not listen for clients over UDP."),
+    Option("log-file", "l", "str", "logFile", "Write the log to this file."),
+    Option("verbose", "v", "flag", "verbose", "Log at debug level."),
+    Option("Verbose", "V", "flag", "verbose", "coturn's extra verbose: the same as --verbose."),
+    Option("pidfile", None, "str", "pidfile", "Write the process id to this file."),
+    # Recognised with a TurnConfig field, served in a later issue.
+    _later("max-bps", "s", "int", "maxBps",
+           "Bandwidth limit per session in bytes per second; 0 for none.", **_COUNT),
+    _later("no-tcp", None, "flag", "noTcp", "Do not listen for clients over TCP."),
+    _later("no-tls", None, "flag", "noTls", "Do not listen for clients over TLS."),
+    _later("no-dtls", None, "flag", "noDtls", "Do not listen for clients over DTLS."),
+    _later("tls-listening-port", None, "int", "tlsListeningPort",
+           "TLS and DTLS port to listen on for clients.", **_PORT),
+    _later("cert", None, "str", "cert", "TLS certificate file (PEM)."),
+    _later("pkey", None, "str", "pkey", "TLS private key file (PEM)."),
+    _later("udp-recvmmsg", None, "flag", "udpRecvmmsg",
+           "Receive UDP in batches with recvmmsg (default: when available)."),
+    _later("udp-sendmmsg", None, "flag", "udpSendmmsg",
+           "Send UDP in batches with sendmmsg (default: when available)."),
+    _later("udp-gso", None, "flag", "udpGso",
+           "Send runs of equal datagrams with UDP GSO (default: when available)."),
+    # Recognised only, so that an existing coturn configuration runs; each warns when given.
+    _later("listening-device", "d", "str", None, "Listen on this network device only."),
+    _later("relay-device", "i", "str", None, "Relay through this network device only."),
+    _later("alt-listening-port", None, "int", None,
+           "Alternative port for RFC 5780 NAT behaviour discovery.", **_ALT_PORT),
+    _later("alt-tls-listening-port", None, "int", None,
+           "Alternative TLS port for RFC 5780.", **_ALT_PORT),
+    _later("tcp-proxy-port", None, "int", None, "Port for TCP behind a proxy.", **_PORT),
+    _later("aux-server", None, "str", None, "Auxiliary listening endpoint.", repeatable=True),
+    _later("udp-self-balance", None, "flag", None, "Balance UDP over the auxiliary servers."),
+    _later("alternate-server", None, "str", None,
+           "Redirect clients with 300 ALTERNATE-SERVER.", repeatable=True),
+    _later("tls-alternate-server", None, "str", None,
+           "ALTERNATE-SERVER for TLS and DTLS.", repeatable=True),
+    _later("relay-threads", "m", "int", None, "Number of relay threads.", **_COUNT),
+    _later("no-udp-relay", None, "flag", None, "Refuse UDP relay allocations."),
+    _later("no-tcp-relay", None, "flag", None, "Refuse TCP relay allocations (RFC 6062)."),
+    _later("userdb", "b", "str", None, "SQLite user database."),
+    _later("db", None, "str", None, "Alias of --userdb."),
+    _later("psql-userdb", "e", "str", None, "PostgreSQL user database."),
+    _later("sql-userdb", None, "str", None, "Alias of --psql-userdb."),
+    _later("mysql-userdb", "M", "str", None, "MySQL user database."),
+    _later("mongo-userdb", "J", "str", None, "MongoDB user database."),
+    _later("redis-userdb", "N", "str", None, "Redis user database."),
+    _later("redis-statsdb", "O", "str", None, "Redis status and statistics database."),
+    _later("secret-key-file", None, "str", None, "Key for encrypted database passwords."),
+    _later("prometheus", None, "flag", None, "Prometheus metrics endpoint."),
+    _later("prometheus-port", None, "int", None, "Prometheus port.", **_PORT,
+           valueOptional=True),
+    _later("prometheus-address", None, "str", None, "Prometheus listening address."),
+    _later("prometheus-username-labels", None, "flag", None, "User names as metric labels."),
+    _later("no-auth-pings", None, "flag", None, "No database pings."),
+    _later("no-dynamic-ip-list", None, "flag", None, "No peer lists from the database."),
+    _later("no-dynamic-realms", None, "flag", None, "No realms from the database."),
+    _later("server-name", None, "str", None, "Server name for oAuth."),
+    _later("oauth", None, "flag", None, "Third-party (oAuth) authorization."),
+    _later("bps-capacity", "B", "int", None,
+           "Total bandwidth of the server in bytes per second.", **_COUNT),
+    _later("check-origin-consistency", None, "flag", None, "Check the ORIGIN attribute."),
+    _later("stun-only", "S", "flag", None, "Answer STUN only, no TURN."),
+    _later("no-stun", None, "flag", None, "Answer TURN only, no plain STUN."),
+    _later("secure-stun", None, "flag", None, "Require credentials for Binding requests."),
+    _later("raw-public-keys", None, "flag", None, "TLS raw public keys."),
+    _later("pkey-pwd", None, "str", None, "Password of the TLS private key."),
+    _later("cipher-list", None, "str", None, "OpenSSL cipher list for TLS and DTLS."),
+    _later("CA-file", None, "str", None, "CA file for verifying client certificates."),
+    _later("ec-curve-name", None, "str", None, "Curve for ECDHE."),
+    _later("dh566", None, "flag", None, "566-bit DH parameters."),
+    _later("dh1066", None, "flag", None, "1066-bit DH parameters."),
+    _later("dh2066", None, "flag", None, "2066-bit DH parameters (old coturn)."),
+    _later("dh-file", None, "str", None, "DH parameters file (PEM)."),
+    _later("no-tlsv1", None, "flag", None, "Refuse TLS 1.0."),
+    _later("no-tlsv1_1", None, "flag", None, "Refuse TLS 1.1."),
+    _later("no-tlsv1_2", None, "flag", None, "Refuse TLS 1.2."),
+    _later("no-stdout-log", None, "flag", None, "Do not log to standard output."),
+    _later("syslog", None, "flag", None, "Log to syslog."),
+    _later("syslog-facility", None, "str", None, "Syslog facility."),
+    _later("simple-log", None, "flag", None, "No log file rollover."),
+    _later("new-log-timestamp", None, "flag", None, "coturn's newer log timestamp."),
+    _later("new-log-timestamp-format", None, "str", None, "Log timestamp format."),
+    _later("max-allocate-timeout", None, "int", None,
+           "Seconds allowed for establishing an allocation.", **_POSITIVE),
+    _later("proc-user", None, "str", None, "Drop privileges to this user."),
+    _later("proc-group", None, "str", None, "Drop privileges to this group."),
+    _later("mobility", None, "flag", None, "ICE mobility (MICE)."),
+    _later("no-cli", None, "flag", None, "No telnet admin CLI."),
+    _later("cli-ip", None, "str", None, "Admin CLI address."),
+    _later("cli-port", None, "int", None, "Admin CLI port.", **_PORT),
+    _later("cli-password", None, "str", None, "Admin CLI password."),
+    _later("cli-max-output-sessions", None, "int", None,
+           "Sessions shown by the CLI ps command.", **_COUNT),
+    _later("web-admin", None, "flag", None, "HTTPS admin interface."),
+    _later("web-admin-ip", None, "str", None, "Web admin address."),
+    _later("web-admin-port", None, "int", None, "Web admin port.", **_PORT),
+    _later("web-admin-listen-on-workers", None, "flag", None, "Web admin on the workers."),
+    _later("server-relay", None, "flag", None, "No permission checks (dangerous)."),
+    _later("ne", None, "int", None, "coturn network engine.", minimum=1, maximum=3),
+    _later("keep-address-family", "K", "flag", None,
+           "Relay in the client's address family."),
+    _later("allocation-default-address-family", "A", "str", None,
+           "Default relay family: ipv4, ipv6 or keep."),
+    _later("acme-redirect", None, "str", None, "Redirect ACME challenges to this URL."),
+    _later("log-binding", None, "flag", None, "Log Binding requests."),
+    _later("no-rfc5780", None, "flag", None, "No RFC 5780 NAT behaviour discovery."),
+    _later("no-stun-backward-compatibility", None, "flag", None, "No RFC 3489 STUN."),
+    _later("response-origin-only-with-rfc5780", None, "flag", None,
+           "RESPONSE-ORIGIN only with RFC 5780."),
+    _later("respond-http-unsupported", None, "flag", None, "Answer HTTP with 400."),
+    _later("daemon", None, "flag", None, "Daemonise (twistd does that without -n)."),
+)
+
+OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
+
+# makeConfig's keyword arguments map to the primary spelling of each field.
+_OPTION_FOR_FIELD: Dict[str, Option] = {}
+for _option in OPTIONS:
+    if _option.field is not None and not _option.inverted:
+        _OPTION_FOR_FIELD.setdefault(_option.field, _option)
+del _option
+
+
+_KEY = re.compile(r"([^\s=]+)(\s*=\s*|\s+|$)")
+
+
+def _stripComment(text: str) -> str:
+    # A comment starts at a '#' preceded by whitespace, so '#' inside a value is kept.
+    return re.split(r"\s#", text, maxsplit=1)[0].rstrip()
+
+
+def parseConfigFile(
+    text: str, filename: str = "turnserver.conf"
+) -> List[Tuple[str, Optional[str], int]]:
+    """
+    Split the text of a C{turnserver.conf} into options, in coturn's syntax: C{key=value},
+    C{key = value} or C{key value}; a bare C{key} for a flag; C{#} starts a comment (at the start
+    of a line, or after whitespace); a value may be put in double quotes, which keep C{#} and
+    surrounding spaces; a leading C{--} on a key is tolerated. Keys are not checked here.
+
+    @param filename: used in error messages.
+    @return: C{(key, value, lineNumber)} triples in file order; C{value} is L{None} for a bare
+        key, and C{""} for C{key=} with nothing after it.
+    @raise ConfigError: a line that is not an option, or an unterminated quote.
+    """
+    result: List[Tuple[str, Optional[str], int]] = []
+    for lineNumber, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("--"):
+            line = line[2:]
+        match = _KEY.match(line)
+        if match is None:
+            raise ConfigError(line, "no option name before the value", lineNumber, filename)
+        key, separator = match.group(1), match.group(2)
+        rest = line[match.end():]
+        value: Optional[str]
+        if rest.startswith('"'):
+            closing = rest.find('"', 1)
+            if closing < 0:
+                raise ConfigError(
+                    key, "the quoted value has no closing quote", lineNumber, filename
+                )
+            if _stripComment(" " + rest[closing + 1:]):
+                raise ConfigError(key, "text after the closing quote", lineNumber, filename)
+            value = rest[1:closing]
+        else:
+            if rest.startswith("#") and separator[-1:].isspace():
+                rest = ""
+            value = _stripComment(rest)
+            if not value and "=" not in separator:
+                value = None
+        result.append((key, value, lineNumber))
+    return result
+
+
+_Pair = Tuple[str, object, Optional[int]]
+
+
+def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -> TurnConfig:
+    """
+    Build a L{TurnConfig} from options in the order given: a later value of a single-valued
+    option replaces an earlier one, repeatable options accumulate, and a later C{user} with the
+    same name replaces the earlier one. Pass the config file's pairs first and the command
+    line's after them, so the command line wins.
+
+    @param pairs: C{(key, value, lineNumber)} triples: C{key} an option name, C{value} a
+        C{str}, L{None} for a bare option, or an already typed value; C{lineNumber} the config
+        file line or L{None}.
+    @param filename: the config file's name, for error messages.
+    @raise ConfigError: an unknown key, a bad value, or options that contradict each other.
+    """
+    values: Dict[str, object] = {}
+    lines: Dict[str, Optional[int]] = {}
+    notImplemented: Dict[str, None] = {}
+    for key, value, lineNumber in pairs:
+        option = OPTIONS_BY_NAME.get(key)
+        if option is None:
+            raise ConfigError(key, "unknown option", lineNumber, filename)
+        try:
+            converted = option.convert(value)
+        except ValueError as e:
+            raise ConfigError(key, str(e), lineNumber, filename) from None
+        lines[key] = lineNumber
+        if not option.served:
+            notImplemented[key] = None
+        if option.field is None:
+            continue
+        if option.repeatable:
+            values.setdefault(option.field, []).append(converted)  # type: ignore[union-attr]
+        else:
+            values[option.field] = converted
+
+    def fail(option: str, reason: str) -> ConfigError:
+        return ConfigError(option, reason, lines.get(option), filename)
+
+    if "users" in values:
+        values["users"] = list(dict(values["users"]).items())  # type: ignore[call-overload]
+    if values.get("staticAuthSecrets"):
+        pass
+    config = TurnConfig(
+        **{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()},
+        notImplemented=tuple(notImplemented),
+    )
+
+    if config.minPort > config.maxPort:
+        # Only reachable with max-port given, since min-port cannot exceed the default 65535.
+        raise fail("max-port", f"the relay port range {config.minPort}-{config.maxPort} is empty")
+    if config.useAuthSecret and not config.staticAuthSecrets:
+        raise fail(
+            "use-auth-secret",
+            "needs at least one --static-auth-secret (secrets kept in a database are not "
+            "supported)",
+        )
+    if config.noAuth:
+        conflicts = [
+            name
+            for name, given in (
+                ("user", config.users),
+                ("lt-cred-mech", config.ltCredMech),
+                ("use-auth-secret", config.useAuthSecret),
+            )
+            if given
+        ]
+        if conflicts:
+            raise fail(
+                "no-auth",
+                "cannot be combined with "
+                + ", ".join("--" + name for name in conflicts)
+                + ": choose anonymous access or credentials",
+            )
+    bareFamilies = [
+        ipaddress.ip_address(public).version
+        for public, private in config.externalIps
+        if private is None
+    ]
+    if len(bareFamilies) != len(set(bareFamilies)):
+        raise fail(
+            "external-ip",
+            "more than one public address without a private one for the same family; map each "
+            "as PUBLIC/PRIVATE",
+        )
+    return config
+
+
+def makeConfig(**fields: object) -> TurnConfig:
+    """
+    Build a L{TurnConfig} for embedding, validated exactly like the command line.
+
+    Keyword arguments are L{TurnConfig} field names. Values may be typed (C{listeningPort=3478},
+    C{users=[("alice", "secret")]}, C{nonceSecret=b"..."}) or strings in the command line's
+    form (C{listeningPort="3478"}, C{users=["alice:secret"]}, C{externalIps=["203.0.113.7"]}).
+    Repeatable fields take an iterable, or one string. L{None} leaves a field at its default.
+
+    @raise ConfigError: an unknown keyword or a bad value, naming the coturn option.
+    """
+    pairs: List[_Pair] = []
+    for name, value in fields.items():
+        option = _OPTION_FOR_FIELD.get(name)
+        if option is None:
+            raise ConfigError(name, "unknown keyword argument: not a TurnConfig option field")
+        if value is None:
+            continue
+        if not option.repeatable or isinstance(value, str):
+            pairs.append((option.name, value, None))
+            continue
+        try:
+            items = list(value)  # type: ignore[call-overload]
+        except TypeError:
+            raise ConfigError(option.name, f"{name} takes a list of values") from None
+        pairs.extend((option.name, item, None) for item in items)
+    return configFromPairs(pairs)

@@ -1,0 +1,217 @@
+# -*- test-case-name: tests.test_policy -*-
+"""
+Which peer addresses a client may reach through the relay.
+
+A TURN server relays to whatever address a client names, so without a policy it is an open
+proxy into the networks it sits on. L{PeerPolicy} denies loopback, private, link-local,
+documentation, multicast and other special-purpose ranges by default, after mapping IPv6 forms
+that embed an IPv4 address back to that IPv4 address (L{canonicalPeer}). See
+C{docs/security.md}.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Tuple, Union
+
+__all__ = ["AddressRange", "PeerPolicy", "canonicalPeer", "parseAddressRange"]
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+# IPv6 prefixes whose addresses carry an IPv4 address: (prefix length, prefix value, how far the
+# IPv4 address is shifted from the low end).
+_IPV4_EMBEDDINGS = (
+    (96, 0xFFFF, 0),  # IPv4-mapped ::ffff:a.b.c.d (RFC 4291)
+    (96, 0xFFFF0000, 0),  # IPv4-translated ::ffff:0:a.b.c.d (RFC 2765 SIIT)
+    (96, 0x0064FF9B << 64, 0),  # NAT64 well-known prefix 64:ff9b::/96 (RFC 6052)
+    (16, 0x2002, 80),  # 6to4 2002:AABB:CCDD::/48 (RFC 3056)
+)
+
+
+def _canonical(address: IPAddress) -> IPAddress:
+    if address.version == 4:
+        return address
+    value = int(address)
+    for length, prefix, shift in _IPV4_EMBEDDINGS:
+        if value >> (128 - length) == prefix:
+            return ipaddress.IPv4Address((value >> shift) & 0xFFFFFFFF)
+    if value >> 32 == 0 and value > 1:
+        # IPv4-compatible ::a.b.c.d (deprecated by RFC 4291): all of ::/96 but :: and ::1.
+        return ipaddress.IPv4Address(value)
+    # Drop a scope id (fe80::1%eth0): policy is about the address alone.
+    return ipaddress.IPv6Address(value)
+
+
+def canonicalPeer(host: str) -> IPAddress:
+    """
+    Parse a peer address, mapping the IPv6 forms that embed an IPv4 address (IPv4-mapped,
+    IPv4-translated, IPv4-compatible, 6to4, NAT64 C{64:ff9b::/96}) to that IPv4 address and
+    dropping any scope id.
+
+    @raise ValueError: C{host} is not an IPv4 or IPv6 address literal.
+    """
+    if not isinstance(host, str):
+        raise ValueError(f"not an IP address: {host!r}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"not an IP address: {host!r}") from None
+    return _canonical(address)
+
+
+@dataclass(frozen=True)
+class AddressRange:
+    """
+    An inclusive range of addresses of one family.
+
+    @raise ValueError: the ends are of different families, or C{low} is above C{high}.
+    """
+
+    low: IPAddress
+    high: IPAddress
+
+    def __post_init__(self) -> None:
+        if self.low.version != self.high.version:
+            raise ValueError(f"range {self.low}-{self.high} mixes IPv4 and IPv6")
+        if self.low > self.high:
+            raise ValueError(f"range {self.low}-{self.high} ends before it starts")
+
+    def __contains__(self, address: object) -> bool:
+        return (
+            isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+            and address.version == self.low.version
+            and int(self.low) <= int(address) <= int(self.high)
+        )
+
+
+def parseAddressRange(text: str) -> AddressRange:
+    """
+    Parse an address range as the peer options take it: a single address, coturn's
+    C{low-high}, or CIDR (C{10.0.0.0/8}, host bits clear). Every address is canonicalised like a
+    peer (L{canonicalPeer}), so C{::ffff:10.0.0.1} means C{10.0.0.1} and C{::ffff:0:0/96} means
+    all of IPv4.
+
+    @raise ValueError: the text is none of these, or a range ends before it starts or spans
+        IPv4 and IPv6; the message quotes the text.
+    """
+    try:
+        if "/" in text:
+            network = ipaddress.ip_network(text.strip())
+            return AddressRange(
+                _canonical(network.network_address), _canonical(network.broadcast_address)
+            )
+        low, separator, high = text.partition("-")
+        lowAddress = canonicalPeer(low.strip())
+        return AddressRange(lowAddress, canonicalPeer(high.strip()) if separator else lowAddress)
+    except ValueError as e:
+        raise ValueError(f"invalid address range {text!r}: {e}") from None
+
+
+# docs/security.md lists why each is here. 64:ff9b:1::/48 (RFC 8215 local-use NAT64) is denied
+# whole because where it embeds the IPv4 address depends on the local prefix length.
+_DEFAULT_DENIED = (
+    "0.0.0.0/8",
+    "::/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+    "2001::/32",
+    "100::/64",
+    "64:ff9b:1::/48",
+)
+_LOOPBACK = ("127.0.0.0/8", "::1")
+
+
+class _RangeSet:
+    """
+    A union of address ranges, merged per family into sorted disjoint integer intervals, so a
+    lookup is one bisection whatever the number of ranges.
+    """
+
+    def __init__(self, ranges: Iterable[AddressRange]) -> None:
+        intervals: Dict[int, List[Tuple[int, int]]] = {4: [], 6: []}
+        for r in ranges:
+            intervals[r.low.version].append((int(r.low), int(r.high)))
+        self._starts: Dict[int, List[int]] = {}
+        self._ends: Dict[int, List[int]] = {}
+        for version, pairs in intervals.items():
+            starts: List[int] = []
+            ends: List[int] = []
+            for low, high in sorted(pairs):
+                if ends and low <= ends[-1] + 1:
+                    ends[-1] = max(ends[-1], high)
+                else:
+                    starts.append(low)
+                    ends.append(high)
+            self._starts[version] = starts
+            self._ends[version] = ends
+
+    def __contains__(self, address: IPAddress) -> bool:
+        value = int(address)
+        index = bisect_right(self._starts[address.version], value) - 1
+        return index >= 0 and value <= self._ends[address.version][index]
+
+
+class PeerPolicy:
+    """
+    Decide whether a client may reach a peer address.
+
+    The order: the address is canonicalised (L{canonicalPeer}; an unparseable one is refused);
+    an C{allowed} range wins; the server's own relay addresses are reachable, so relay-to-relay
+    works; then the default deny list and the C{denied} ranges refuse; anything else is allowed.
+    """
+
+    def __init__(
+        self,
+        allowLoopback: bool = False,
+        noMulticast: bool = True,
+        allowed: Iterable[str] = (),
+        denied: Iterable[str] = (),
+        relayAddresses: Iterable[str] = (),
+    ) -> None:
+        """
+        @param allowLoopback: do not deny C{127.0.0.0/8} and C{::1} (coturn's
+            C{--allow-loopback-peers}); for tests and single-host setups.
+        @param noMulticast: accepted for coturn's C{--no-multicast-peers}; multicast is denied
+            by default here whatever its value (re-allow ranges with C{allowed}).
+        @param allowed: ranges (L{parseAddressRange} syntax) that are reachable even when denied.
+        @param denied: ranges denied in addition to the defaults.
+        @param relayAddresses: the server's relay addresses, reachable even when denied; an
+            unspecified address (C{0.0.0.0}, C{::}) is ignored since sending to it reaches the
+            local host.
+        @raise ValueError: a range or relay address does not parse.
+        """
+        deniedTexts = _DEFAULT_DENIED + (() if allowLoopback else _LOOPBACK)
+        relays = (canonicalPeer(host) for host in relayAddresses)
+        # Allowed ranges and relay addresses both win over a deny: one set answers for both.
+        self._reachable = _RangeSet(
+            [parseAddressRange(text) for text in allowed]
+            + [AddressRange(a, a) for a in relays if not a.is_unspecified]
+        )
+        self._denied = _RangeSet(parseAddressRange(text) for text in (*deniedTexts, *denied))
+
+    def isAllowed(self, host: str) -> bool:
+        """
+        May a client create a permission for, bind a channel to, or send to C{host}?
+
+        @param host: the peer address literal, as the client gave it.
+        """
+        try:
+            address = canonicalPeer(host)
+        except ValueError:
+            return False
+        return address in self._reachable or address not in self._denied

@@ -1,0 +1,131 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+The DatagramProtocols of listener and relay sockets.
+
+This is the data path: ChannelData from a client and datagrams from a peer are relayed here with
+a dictionary lookup, an expiry comparison and a write.  STUN messages go to
+L{twisted_turn.server.TurnServer}.  Nothing on this path logs, formats or raises: a write that
+fails is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from twisted_turn.allocation import Address
+
+_log = Logger()
+
+# Linux values; other platforms simply do not offer DONT-FRAGMENT.
+_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", None)
+_IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
+
+
+class ListenerProtocol(DatagramProtocol):
+    """
+    A client-facing UDP socket: ChannelData is relayed to the bound peer, STUN goes to the
+    server, anything else is dropped and counted.
+    """
+
+    def __init__(self, server: Any, clock: Any) -> None:
+        self._server = server
+        self._counters = server.counters
+        self._clock = clock
+        self._clients: dict = {}
+        self.serverAddress: Address = ("", 0)
+
+    def startProtocol(self) -> None:
+        host = self.transport.getHost()
+        self.serverAddress = (host.host, host.port)
+        self._clients = self._server.table.clientsOf("udp", self.serverAddress)
+
+    def datagramReceived(self, data: bytes, addr: Address) -> None:
+        if len(data) < 4:
+            self._counters["dropShort"] += 1
+            return
+        first = data[0]
+        if 0x40 <= first <= 0x4F:
+            allocation = self._clients.get(addr)
+            if allocation is None:
+                self._counters["dropChannelNoAllocation"] += 1
+                return
+            binding = allocation.channels.get((first << 8) | data[1])
+            if binding is None or binding.expiresAt < self._clock.seconds():
+                self._counters["dropChannelUnbound"] += 1
+                return
+            length = (data[2] << 8) | data[3]
+            if length > len(data) - 4:
+                self._counters["dropChannelMalformed"] += 1
+                return
+            try:
+                allocation.relay.write(data[4 : 4 + length], binding.peer)
+            except Exception:
+                self._counters["dropWriteFailed"] += 1
+        elif first < 4:
+            try:
+                self._server.handleStun(data, self.transport, addr, self.serverAddress)
+            except Exception:
+                self._counters["internalError"] += 1
+                _log.failure("Unexpected error handling a STUN message")
+        else:
+            self._counters["dropNotStun"] += 1
+
+
+class RelayProtocol(DatagramProtocol):
+    """
+    A relay socket: datagrams from permitted peers go to the client as ChannelData when a
+    channel is bound, else as a Data indication.
+
+    It is also the relay handle L{twisted_turn.relay.RelayPortAllocator} hands out: until
+    L{attach} is called (a reserved EVEN-PORT socket) it drops everything.
+    """
+
+    allocation: Any = None
+
+    def __init__(self, server: Any, clock: Any) -> None:
+        self._server = server
+        self._counters = server.counters
+        self._clock = clock
+
+    def attach(self, allocation: Any) -> None:
+        self.allocation = allocation
+
+    def close(self) -> None:
+        self.allocation = None
+        if self.transport is not None:
+            self.transport.stopListening()
+
+    def setDontFragment(self) -> bool:
+        """
+        Set the DF bit on relayed datagrams (DONT-FRAGMENT); C{False} where unsupported.
+        """
+        if _IP_MTU_DISCOVER is None:
+            return False
+        try:
+            self.transport.socket.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+        except (AttributeError, OSError):
+            return False
+        return True
+
+    def datagramReceived(self, data: bytes, addr: Address) -> None:
+        allocation = self.allocation
+        if allocation is None:
+            self._counters["dropRelayUnattached"] += 1
+            return
+        now = self._clock.seconds()
+        if allocation.permissions.get(addr[0], -1.0) < now:
+            self._counters["dropPeerNoPermission"] += 1
+            return
+        binding = allocation.peerChannels.get(addr)
+        if binding is not None and binding.expiresAt >= now:
+            message = binding.header + len(data).to_bytes(2, "big") + data
+        else:
+            message = self._server.dataIndication(addr, data)
+        try:
+            allocation.clientTransport.write(message, allocation.client)
+        except Exception:
+            self._counters["dropWriteFailed"] += 1

@@ -1,0 +1,623 @@
+# -*- test-case-name: tests.test_server -*-
+"""
+The TURN server (RFC 8656) and STUN Binding service (RFC 8489): one handler per method, no I/O.
+
+L{TurnServer.handleStun} takes the bytes of one STUN message, the transport it came on and the
+addresses of its 5-tuple, and answers through that transport.  Relay sockets are opened through
+the injected L{RelayPortAllocator}; time comes from an injected clock (an object with
+C{seconds()}).  ChannelData and peer data never come here: the protocols in
+L{twisted_turn.protocol} relay them with a lookup and a write.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections import Counter
+from typing import Any, Dict, Optional, Sequence
+
+from twisted.logger import Logger
+
+from twisted_turn.allocation import (
+    CHANNEL_MAX,
+    CHANNEL_MIN,
+    Address,
+    Allocation,
+    AllocationTable,
+    FiveTuple,
+)
+from twisted_turn.auth import Authenticator, NonceManager, PasswordAlgorithm
+from twisted_turn.policy import PeerPolicy
+from twisted_turn.relay import NoRelayPort, RelayPortAllocator, addressFamily
+from twisted_turn.stun.attributes import (
+    AdditionalAddressFamily,
+    AddressErrorCode,
+    ChannelNumber,
+    Data,
+    DontFragment,
+    ErrorCode,
+    EvenPort,
+    Fingerprint,
+    Lifetime,
+    MessageIntegrity,
+    MessageIntegritySha256,
+    Nonce,
+    PasswordAlgorithms,
+    PasswordAlgorithm as PasswordAlgorithmAttribute,
+    Realm,
+    RequestedAddressFamily,
+    RequestedTransport,
+    ReservationToken,
+    Software,
+    UnknownAttributes,
+    Userhash,
+    Username,
+    XorMappedAddress,
+    XorPeerAddress,
+    XorRelayedAddress,
+)
+from twisted_turn.stun.integrity import verifyFingerprint, verifyIntegrity
+from twisted_turn.stun.message import (
+    Message,
+    MessageClass,
+    Method,
+    StunDecodeError,
+    decodeMessage,
+    encodeMessage,
+)
+from twisted_turn._version import __version__
+
+_log = Logger()
+
+UDP = 17
+DEFAULT_LIFETIME = 600
+
+#: Cap on permissions per allocation (DESIGN.md section 5); over it CreatePermission gets 508.
+MAX_PERMISSIONS = 1000
+
+REASONS = {
+    300: "Try Alternate",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    420: "Unknown Attribute",
+    437: "Allocation Mismatch",
+    438: "Stale Nonce",
+    440: "Address Family not Supported",
+    441: "Wrong Credentials",
+    442: "Unsupported Transport Protocol",
+    443: "Peer Address Family Mismatch",
+    486: "Allocation Quota Reached",
+    500: "Server Error",
+    508: "Insufficient Capacity",
+}
+
+SOFTWARE = f"twisted-turn {__version__}"
+
+
+class Credentials:
+    """
+    Who sent a request whose MESSAGE-INTEGRITY was verified, and the key to sign replies with.
+    """
+
+    __slots__ = ("username", "key", "sha256")
+
+    def __init__(self, username: Optional[str], key: Optional[bytes], sha256: bool) -> None:
+        self.username = username
+        self.key = key
+        self.sha256 = sha256
+
+
+ANONYMOUS = Credentials(None, None, False)
+
+
+class StunError(Exception):
+    """
+    Raised inside a handler to answer with an error response.
+    """
+
+    def __init__(self, code: int, reason: Optional[str] = None, extra: Sequence[Any] = ()) -> None:
+        Exception.__init__(self, code, reason)
+        self.code = code
+        self.reason = reason or REASONS[code]
+        self.extra = tuple(extra)
+
+
+class TurnServer:
+    """
+    Answers STUN and TURN requests and indications.
+
+    @ivar table: the L{AllocationTable}.
+    @ivar counters: a L{Counter} of events and of dropped messages by reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Any,
+        authenticator: Authenticator,
+        nonces: NonceManager,
+        policy: PeerPolicy,
+        relays: RelayPortAllocator,
+        realm: str,
+        noAuth: bool = False,
+        software: bool = False,
+        fingerprint: bool = False,
+        maxAllocateLifetime: int = 3600,
+        permissionLifetime: int = 300,
+        channelLifetime: int = 600,
+        userQuota: int = 0,
+        totalQuota: int = 0,
+        externalAddresses: Optional[Dict[str, str]] = None,
+    ) -> None:
+        self._clock = clock
+        self._authenticator = authenticator
+        self._nonces = nonces
+        self._policy = policy
+        self.relays = relays
+        self._realm = realm
+        self._noAuth = noAuth
+        self._software = (Software(SOFTWARE),) if software else ()
+        self._fingerprint = fingerprint
+        self._maxLifetime = maxAllocateLifetime
+        self._permissionLifetime = permissionLifetime
+        self._channelLifetime = channelLifetime
+        self._userQuota = userQuota
+        self._totalQuota = totalQuota
+        self._external = dict(externalAddresses or {})
+        self.table = AllocationTable()
+        self.counters: Counter = Counter()
+        self._offered = PasswordAlgorithms(
+            ((PasswordAlgorithm.MD5, b""), (PasswordAlgorithm.SHA256, b""))
+        )
+        self._handlers = {
+            Method.ALLOCATE: self._allocate,
+            Method.REFRESH: self._refresh,
+            Method.CREATE_PERMISSION: self._createPermission,
+            Method.CHANNEL_BIND: self._channelBind,
+        }
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def handleStun(self, data: bytes, transport: Any, client: Address, server: Address) -> None:
+        """
+        Process one STUN message received on a UDP listener.
+
+        Never raises for bad input: a malformed request gets 400 when its header could be read,
+        anything else malformed is dropped and counted.
+        """
+        try:
+            message = decodeMessage(data)
+        except StunDecodeError as e:
+            self.counters["dropMalformed"] += 1
+            if e.header is not None and e.header[1] == MessageClass.REQUEST:
+                method, _, transactionId = e.header
+                self._send(
+                    transport, client, method, MessageClass.ERROR, transactionId,
+                    [ErrorCode(400, REASONS[400])], None, False,
+                )
+            return
+        if verifyFingerprint(message) is False:
+            self.counters["dropBadFingerprint"] += 1
+            return
+        fiveTuple = FiveTuple(client[0], client[1], server[0], server[1], "udp")
+        if message.messageClass == MessageClass.REQUEST:
+            self._handleRequest(message, transport, fiveTuple)
+        elif message.messageClass == MessageClass.INDICATION and message.method == Method.SEND:
+            self._handleSend(message, fiveTuple)
+        else:
+            self.counters["dropUnexpected"] += 1
+
+    # -- replies -------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        transport: Any,
+        client: Address,
+        method: int,
+        messageClass: MessageClass,
+        transactionId: bytes,
+        attributes: list,
+        credentials: Optional[Credentials],
+        fingerprint: bool,
+    ) -> bytes:
+        key = credentials.key if credentials is not None else None
+        data = encodeMessage(
+            method,
+            messageClass,
+            transactionId,
+            attributes + list(self._software),
+            integrityKey=key,
+            integritySha256=key is not None and credentials.sha256,
+            fingerprint=fingerprint or self._fingerprint,
+        )
+        transport.write(data, client)
+        return data
+
+    def _reply(
+        self,
+        request: Message,
+        transport: Any,
+        client: Address,
+        attributes: list,
+        credentials: Optional[Credentials],
+    ) -> bytes:
+        return self._send(
+            transport, client, request.method, MessageClass.SUCCESS, request.transactionId,
+            attributes, credentials, request.get(Fingerprint) is not None,
+        )
+
+    def _replyError(
+        self,
+        request: Message,
+        transport: Any,
+        client: Address,
+        error: StunError,
+        credentials: Optional[Credentials],
+    ) -> None:
+        self.counters[f"error{error.code}"] += 1
+        self._send(
+            transport, client, request.method, MessageClass.ERROR, request.transactionId,
+            [ErrorCode(error.code, error.reason), *error.extra], credentials,
+            request.get(Fingerprint) is not None,
+        )
+
+    def _challenge(self, code: int, client: Address, now: float) -> StunError:
+        return StunError(
+            code,
+            extra=(
+                Realm(self._realm),
+                Nonce(self._nonces.issue(client[0], now)),
+                self._offered,
+            ),
+        )
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _handleRequest(self, request: Message, transport: Any, fiveTuple: FiveTuple) -> None:
+        client = fiveTuple.client
+        if request.method == Method.BINDING:
+            if request.unknownRequired:
+                self._replyError(
+                    request, transport, client,
+                    StunError(420, extra=(UnknownAttributes(request.unknownRequired),)), None,
+                )
+                return
+            self.counters["binding"] += 1
+            self._reply(request, transport, client, [XorMappedAddress(*client)], None)
+            return
+        handler = self._handlers.get(request.method)
+        if handler is None:
+            self._replyError(request, transport, client, StunError(400, "Unknown method"), None)
+            return
+        now = self._clock.seconds()
+        credentials: Optional[Credentials] = None
+        try:
+            credentials = self._authenticate(request, client, now)
+            if request.unknownRequired:
+                raise StunError(420, extra=(UnknownAttributes(request.unknownRequired),))
+            handler(request, transport, fiveTuple, credentials, now)
+        except StunError as error:
+            self._replyError(request, transport, client, error, credentials)
+
+    def _authenticate(self, request: Message, client: Address, now: float) -> Credentials:
+        """
+        The long-term credential mechanism of RFC 8489 section 9.2.4.
+
+        @raise StunError: 400, 401 or 438; nothing about the client is remembered.
+        """
+        if self._noAuth:
+            return ANONYMOUS
+        sha256 = request.get(MessageIntegritySha256) is not None
+        if not sha256 and request.get(MessageIntegrity) is None:
+            raise self._challenge(401, client, now)
+        username = request.get(Username)
+        userhash = request.get(Userhash)
+        realm = request.get(Realm)
+        nonce = request.get(Nonce)
+        if (username is None and userhash is None) or realm is None or nonce is None:
+            raise StunError(400, "Missing USERNAME, REALM or NONCE")
+        if self._nonces.check(nonce.value, client[0], now) != "ok":
+            self.counters["staleNonce"] += 1
+            raise self._challenge(438, client, now)
+        algorithm = self._negotiatedAlgorithm(request)
+        if userhash is not None:
+            name = self._authenticator.userForHash(userhash.value)
+        else:
+            name = username.value
+        if name is not None and realm.value == self._realm:
+            for key in self._authenticator.keysFor(name, algorithm, now):
+                if verifyIntegrity(request, key):
+                    return Credentials(name, key, sha256)
+        self.counters["authFailed"] += 1
+        _log.debug("Authentication failed for {user!r} from {client}", user=name, client=client)
+        raise self._challenge(401, client, now)
+
+    def _negotiatedAlgorithm(self, request: Message) -> int:
+        """
+        RFC 8489 section 9.2.4: a request that carries neither PASSWORD-ALGORITHMS nor
+        PASSWORD-ALGORITHM uses MD5 (RFC 5389 clients); one that carries them must echo the
+        list this server offered and pick from it.
+        """
+        offered = request.get(PasswordAlgorithms)
+        chosen = request.get(PasswordAlgorithmAttribute)
+        if offered is None and chosen is None:
+            return PasswordAlgorithm.MD5
+        if offered is None or chosen is None or offered != self._offered:
+            raise StunError(400, "PASSWORD-ALGORITHMS does not match")
+        if chosen.algorithm not in (PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256):
+            raise StunError(400, "Unsupported PASSWORD-ALGORITHM")
+        return chosen.algorithm
+
+    def _liveAllocation(
+        self, fiveTuple: FiveTuple, credentials: Credentials, now: float
+    ) -> Allocation:
+        allocation = self.table.get(fiveTuple)
+        if allocation is None or allocation.expiresAt < now:
+            raise StunError(437)
+        if allocation.username != credentials.username:
+            raise StunError(441)
+        return allocation
+
+    def _lifetime(self, request: Message) -> int:
+        """
+        RFC 8656 section 7.2: the requested lifetime capped at the maximum, never below the
+        default (unless the operator's maximum is lower still).
+        """
+        requested = request.get(Lifetime)
+        lifetime = DEFAULT_LIFETIME
+        if requested is not None:
+            lifetime = max(min(requested.seconds, self._maxLifetime), DEFAULT_LIFETIME)
+        return min(lifetime, self._maxLifetime)
+
+    def _allocate(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+    ) -> None:
+        existing = self.table.get(fiveTuple)
+        if existing is not None:
+            if existing.expiresAt >= now:
+                if (
+                    existing.allocateTransactionId == request.transactionId
+                    and existing.username == credentials.username
+                ):
+                    self.counters["allocateRetransmit"] += 1
+                    transport.write(existing.allocateResponse, fiveTuple.client)
+                    return
+                raise StunError(437)
+            self.deallocate(existing)
+
+        requestedTransport = request.get(RequestedTransport)
+        if requestedTransport is None:
+            raise StunError(400, "Missing REQUESTED-TRANSPORT")
+        if requestedTransport.protocol != UDP:
+            raise StunError(442)
+        token = request.get(ReservationToken)
+        evenPort = request.get(EvenPort)
+        requestedFamily = request.get(RequestedAddressFamily)
+        additionalFamily = request.get(AdditionalAddressFamily)
+        if token is not None and (evenPort or requestedFamily or additionalFamily):
+            raise StunError(400, "RESERVATION-TOKEN with EVEN-PORT or an address family")
+        if requestedFamily is not None and additionalFamily is not None:
+            raise StunError(400, "REQUESTED- and ADDITIONAL-ADDRESS-FAMILY together")
+        if additionalFamily is not None and additionalFamily.family != 2:
+            raise StunError(400, "ADDITIONAL-ADDRESS-FAMILY must be IPv6")
+        family = requestedFamily.family if requestedFamily is not None else 1
+        if family not in (1, 2) or self.relays.hostFor(family) is None:
+            raise StunError(440)
+        if self._userQuota and self.table.countForUser(credentials.username) >= self._userQuota:
+            raise StunError(486)
+        if self._totalQuota and len(self.table) >= self._totalQuota:
+            raise StunError(486)
+
+        newToken = None
+        if token is not None:
+            claimed = self.relays.takeReservation(token.token, now)
+            if claimed is None:
+                raise StunError(508, "Invalid or expired RESERVATION-TOKEN")
+            handle, host, port = claimed
+        else:
+            try:
+                handle, host, port, newToken = self.relays.open(
+                    family,
+                    now,
+                    even=evenPort is not None,
+                    reserveNext=evenPort is not None and evenPort.reserve,
+                )
+            except NoRelayPort:
+                self.counters["noRelayPort"] += 1
+                raise StunError(508)
+
+        lifetime = self._lifetime(request)
+        allocation = Allocation(
+            fiveTuple,
+            credentials.username,
+            credentials.key,
+            credentials.sha256,
+            (host, port),
+            (self._external.get(host, host), port),
+            now + lifetime,
+        )
+        allocation.relay = handle.transport
+        allocation.relayPort = handle
+        allocation.clientTransport = transport
+        if request.get(DontFragment) is not None:
+            allocation.dontFragment = handle.setDontFragment()
+        handle.attach(allocation)
+        self.table.add(allocation)
+        self.counters["allocations"] += 1
+
+        attributes: list = [
+            XorRelayedAddress(*allocation.externalAddress),
+            Lifetime(lifetime),
+        ]
+        if newToken is not None:
+            attributes.append(ReservationToken(newToken))
+        if additionalFamily is not None:
+            # Dual-stack allocations arrive with the transports issue; until then the IPv6
+            # half is refused the way RFC 8656 section 7.2 allows.
+            attributes.append(AddressErrorCode(2, 440, REASONS[440]))
+        attributes.append(XorMappedAddress(*fiveTuple.client))
+        allocation.allocateTransactionId = request.transactionId
+        allocation.allocateResponse = self._reply(
+            request, transport, fiveTuple.client, attributes, credentials
+        )
+        _log.debug(
+            "Allocated {relay} for {client} ({user!r}, {lifetime}s)",
+            relay=allocation.relayAddress, client=fiveTuple.client,
+            user=credentials.username, lifetime=lifetime,
+        )
+
+    def _refresh(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+    ) -> None:
+        allocation = self._liveAllocation(fiveTuple, credentials, now)
+        requestedFamily = request.get(RequestedAddressFamily)
+        if requestedFamily is not None and requestedFamily.family != addressFamily(
+            allocation.relayAddress[0]
+        ):
+            raise StunError(443)
+        requested = request.get(Lifetime)
+        if requested is not None and requested.seconds == 0:
+            self.deallocate(allocation)
+            lifetime = 0
+        else:
+            lifetime = self._lifetime(request)
+            allocation.expiresAt = now + lifetime
+        self._reply(request, transport, fiveTuple.client, [Lifetime(lifetime)], credentials)
+
+    def _checkPeer(self, allocation: Allocation, peer: XorPeerAddress) -> str:
+        """
+        The peer's host as a permission key, after the family and policy checks.
+
+        @raise StunError: 443 for a family mismatch, 403 for a peer the policy refuses.
+        """
+        if addressFamily(peer.host) != addressFamily(allocation.relayAddress[0]):
+            raise StunError(443)
+        if not self._policy.isAllowed(peer.host):
+            self.counters["peerDenied"] += 1
+            raise StunError(403, "Peer address not allowed")
+        return str(ipaddress.ip_address(peer.host))
+
+    def _createPermission(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+    ) -> None:
+        allocation = self._liveAllocation(fiveTuple, credentials, now)
+        peers = request.getAll(XorPeerAddress)
+        if not peers:
+            raise StunError(400, "Missing XOR-PEER-ADDRESS")
+        # All or nothing (RFC 8656 section 9.2): check every peer before installing any.
+        hosts = [self._checkPeer(allocation, peer) for peer in peers]
+        new = {host for host in hosts if host not in allocation.permissions}
+        if len(allocation.permissions) + len(new) > MAX_PERMISSIONS:
+            raise StunError(508, "Too many permissions")
+        expiresAt = now + self._permissionLifetime
+        for host in hosts:
+            allocation.installPermission(host, expiresAt)
+        self._reply(request, transport, fiveTuple.client, [], credentials)
+
+    def _channelBind(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+    ) -> None:
+        allocation = self._liveAllocation(fiveTuple, credentials, now)
+        channel = request.get(ChannelNumber)
+        peer = request.get(XorPeerAddress)
+        if channel is None or peer is None:
+            raise StunError(400, "Missing CHANNEL-NUMBER or XOR-PEER-ADDRESS")
+        if not CHANNEL_MIN <= channel.number <= CHANNEL_MAX:
+            raise StunError(400, "Channel number out of range")
+        host = self._checkPeer(allocation, peer)
+        peerAddress = (host, peer.port)
+        if allocation.channelConflict(channel.number, peerAddress, now):
+            raise StunError(400, "Channel or peer already bound")
+        if host not in allocation.permissions and len(allocation.permissions) >= MAX_PERMISSIONS:
+            raise StunError(508, "Too many permissions")
+        allocation.bindChannel(channel.number, peerAddress, now + self._channelLifetime)
+        allocation.installPermission(host, now + self._permissionLifetime)
+        self._reply(request, transport, fiveTuple.client, [], credentials)
+
+    # -- indications ---------------------------------------------------------------------------
+
+    def _handleSend(self, indication: Message, fiveTuple: FiveTuple) -> None:
+        now = self._clock.seconds()
+        allocation = self.table.get(fiveTuple)
+        if allocation is None or allocation.expiresAt < now:
+            self.counters["dropSendNoAllocation"] += 1
+            return
+        peer = indication.get(XorPeerAddress)
+        data = indication.get(Data)
+        if peer is None or data is None or indication.unknownRequired:
+            self.counters["dropSendMalformed"] += 1
+            return
+        if not allocation.hasPermission(peer.host, now):
+            if self._policy.isAllowed(peer.host):
+                self.counters["dropNoPermission"] += 1
+            else:
+                self.counters["dropPeerDenied"] += 1
+            return
+        allocation.relay.write(data.value, (peer.host, peer.port))
+
+    def dataIndication(self, peer: Address, data: bytes) -> bytes:
+        """
+        Wrap peer data for a client with no channel to that peer (RFC 8656 section 11.6).
+        """
+        return encodeMessage(
+            Method.DATA,
+            MessageClass.INDICATION,
+            os.urandom(12),
+            [XorPeerAddress(*peer), Data(data)],
+            fingerprint=self._fingerprint,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def deallocate(self, allocation: Allocation) -> None:
+        """
+        Remove an allocation and free its relay port.
+        """
+        if self.table.remove(allocation):
+            host, port = allocation.relayAddress
+            self.relays.release(host, port, allocation.relayPort)
+            _log.debug("Deallocated {relay}", relay=allocation.relayAddress)
+
+    def sweep(self) -> int:
+        """
+        Remove expired allocations and reservations and prune expired permissions and
+        channels; called periodically.  Returns the number of allocations removed.
+        """
+        now = self._clock.seconds()
+        expired = self.table.sweep(now)
+        for allocation in expired:
+            host, port = allocation.relayAddress
+            self.relays.release(host, port, allocation.relayPort)
+        self.relays.sweep(now)
+        self.counters["expired"] += len(expired)
+        return len(expired)
+
+    def closeAll(self) -> None:
+        """
+        Remove every allocation and reservation (at shutdown).
+        """
+        for allocation in list(self.table):
+            self.deallocate(allocation)
+        self.relays.closeAll()
+

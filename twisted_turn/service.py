@@ -1,0 +1,254 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+L{TurnService}: the TURN server as a Twisted service, for C{twistd turn} and for embedding.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+from typing import Any, Dict, List, Optional, Tuple
+
+from twisted.application.service import MultiService
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger, globalLogPublisher, textFileLogObserver
+
+from twisted_turn.auth import (
+    FEATURE_PASSWORD_ALGORITHMS,
+    FEATURE_USERNAME_ANONYMITY,
+    Authenticator,
+    NonceManager,
+)
+from twisted_turn.config import TurnConfig, makeConfig
+from twisted_turn.policy import PeerPolicy
+from twisted_turn.protocol import ListenerProtocol, RelayProtocol
+from twisted_turn.relay import RelayPortAllocator, addressFamily
+from twisted_turn.server import TurnServer
+
+_log = Logger()
+
+#: Seconds between sweeps of expired allocations, permissions, channels and reservations.
+SWEEP_INTERVAL = 5.0
+
+#: Largest UDP payload we accept; Twisted's default (8192) would truncate jumbo ChannelData.
+MAX_DATAGRAM = 65535
+
+
+def _isWildcard(host: str) -> bool:
+    return ipaddress.ip_address(host).is_unspecified
+
+
+def defaultRelayHost() -> str:
+    """
+    The address relays bind to when neither --relay-ip nor a specific --listening-ip is given:
+    the first non-loopback IPv4 address of this host's name, else 127.0.0.1.
+    """
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        infos = []
+    for info in infos:
+        host = info[4][0]
+        if not ipaddress.ip_address(host).is_loopback:
+            return host
+    return "127.0.0.1"
+
+
+class TurnService(MultiService):
+    """
+    A TURN/STUN server: UDP listeners, relay sockets and the periodic sweep.
+
+    Build it from a L{TurnConfig}, or from the same options as keyword arguments
+    (C{TurnService(listeningPort=3478, staticAuthSecrets=["..."], realm="example.org")}).
+
+    @ivar server: the L{TurnServer} (its C{counters} and C{table} are readable).
+    @ivar generatedUser: C{(name, password)} when started with no credentials configured.
+    @ivar listeningPorts: the listening ports, once started.
+    """
+
+    def __init__(
+        self, config: Optional[TurnConfig] = None, reactor: Any = None, **options: Any
+    ) -> None:
+        MultiService.__init__(self)
+        if config is None:
+            config = makeConfig(**options)
+        elif options:
+            raise TypeError("give either a TurnConfig or keyword options, not both")
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
+        self.config = config
+        self._reactor = reactor
+        self.listeningPorts: List[Any] = []
+        self._sweeper: Optional[LoopingCall] = None
+        self._logObserver: Any = None
+        self._logFile: Any = None
+
+        self.generatedUser: Optional[Tuple[str, str]] = None
+        users = list(config.users)
+        if not (config.noAuth or users or config.useAuthSecret):
+            self.generatedUser = ("turn-" + secrets.token_hex(3), secrets.token_urlsafe(18))
+            users.append(self.generatedUser)
+
+        self.relayHosts = self._relayHosts()
+        self.externalAddresses = self._externalAddresses()
+        self.authenticator = Authenticator(
+            config.realm,
+            users=users,
+            authSecrets=config.staticAuthSecrets,
+            restSeparator=config.restApiSeparator,
+        )
+        policy = PeerPolicy(
+            allowLoopback=config.allowLoopbackPeers,
+            noMulticast=config.noMulticastPeers,
+            allowed=config.allowedPeerIps,
+            denied=config.deniedPeerIps,
+            relayAddresses=tuple(self.relayHosts) + tuple(self.externalAddresses.values()),
+        )
+        self.server = TurnServer(
+            clock=reactor,
+            authenticator=self.authenticator,
+            nonces=NonceManager(
+                config.nonceSecret or os.urandom(32),
+                config.staleNonce,
+                FEATURE_PASSWORD_ALGORITHMS | FEATURE_USERNAME_ANONYMITY,
+            ),
+            policy=policy,
+            relays=RelayPortAllocator(
+                self._openRelay, tuple(self.relayHosts), config.minPort, config.maxPort
+            ),
+            realm=config.realm,
+            noAuth=config.noAuth,
+            software=config.softwareAttribute,
+            fingerprint=config.fingerprint,
+            maxAllocateLifetime=config.maxAllocateLifetime,
+            permissionLifetime=config.permissionLifetime,
+            channelLifetime=config.channelLifetime,
+            userQuota=config.userQuota,
+            totalQuota=config.totalQuota,
+            externalAddresses=self.externalAddresses,
+        )
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _listeningHosts(self) -> Tuple[str, ...]:
+        return self.config.listeningIps or ("0.0.0.0",)
+
+    def _relayHosts(self) -> List[str]:
+        if self.config.relayIps:
+            return list(self.config.relayIps)
+        specific = [host for host in self._listeningHosts() if not _isWildcard(host)]
+        hosts: Dict[int, str] = {}
+        for host in specific:
+            hosts.setdefault(addressFamily(host), host)
+        return list(hosts.values()) or [defaultRelayHost()]
+
+    def _externalAddresses(self) -> Dict[str, str]:
+        """
+        Relay host to the public address announced in XOR-RELAYED-ADDRESS (--external-ip
+        C{public[/private]}; without C{private} it applies to the relay address of its family).
+        """
+        mapping: Dict[str, str] = {}
+        for public, private in self.config.externalIps:
+            if private is not None:
+                mapping[private] = public
+            else:
+                for host in self.relayHosts:
+                    if addressFamily(host) == addressFamily(public):
+                        mapping.setdefault(host, public)
+        return mapping
+
+    def _openRelay(self, host: str, port: int) -> RelayProtocol:
+        protocol = RelayProtocol(self.server, self._reactor)
+        try:
+            self._reactor.listenUDP(port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM)
+        except CannotListenError as e:
+            raise OSError(str(e)) from e
+        return protocol
+
+    # -- running -------------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        config = self.config
+        if config.logFile:
+            self._logFile = open(config.logFile, "a")
+            self._logObserver = textFileLogObserver(self._logFile)
+            globalLogPublisher.addObserver(self._logObserver)
+        if config.pidfile:
+            with open(config.pidfile, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        for name in config.notImplemented:
+            _log.warn(
+                "Option {option} is recognised but not served yet by twisted-turn; ignoring it",
+                option=name,
+            )
+        if config.noAuth:
+            _log.warn(
+                "--no-auth: this server relays for ANYONE who can reach it (an open relay). "
+                "Use it only on a closed network."
+            )
+        if self.generatedUser is not None:
+            self._announceGeneratedUser()
+        if not config.noUdp:
+            for host in self._listeningHosts():
+                self._listen(host)
+        self._sweeper = LoopingCall(self.server.sweep)
+        self._sweeper.clock = self._reactor
+        self._sweeper.start(SWEEP_INTERVAL, now=False)
+        _log.info(
+            "TURN server on {listeners} port {port}, relaying on {relays} "
+            "ports {minPort}-{maxPort}, realm {realm!r}",
+            listeners=",".join(self._listeningHosts()),
+            port=config.listeningPort,
+            relays=",".join(self.relayHosts),
+            minPort=config.minPort,
+            maxPort=config.maxPort,
+            realm=config.realm,
+        )
+        MultiService.startService(self)
+
+    def _listen(self, host: str) -> None:
+        protocol = ListenerProtocol(self.server, self._reactor)
+        port = self._reactor.listenUDP(
+            self.config.listeningPort, protocol, interface=host, maxPacketSize=MAX_DATAGRAM
+        )
+        self.listeningPorts.append(port)
+
+    def _announceGeneratedUser(self) -> None:
+        name, password = self.generatedUser  # type: ignore[misc]
+        hosts = [host for host in self._listeningHosts() if not _isWildcard(host)]
+        hosts = hosts or list(self.externalAddresses.values()) or self.relayHosts
+        urls = [
+            f"turn:{f'[{host}]' if ':' in host else host}:{self.config.listeningPort}"
+            "?transport=udp"
+            for host in hosts
+        ]
+        snippet = json.dumps({"urls": urls, "username": name, "credential": password})
+        _log.warn(
+            "No credentials were configured, so this run made a user of its own: "
+            "{user} / {password}. For an RTCPeerConnection: iceServers: [{snippet}]",
+            user=name,
+            password=password,
+            snippet=snippet,
+        )
+
+    def stopService(self) -> Any:
+        result = MultiService.stopService(self)
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+        for port in self.listeningPorts:
+            port.stopListening()
+        self.listeningPorts = []
+        self.server.closeAll()
+        if self._logObserver is not None:
+            globalLogPublisher.removeObserver(self._logObserver)
+            self._logFile.close()
+            self._logObserver = self._logFile = None
+        if self.config.pidfile and os.path.exists(self.config.pidfile):
+            os.remove(self.config.pidfile)
+        return result
