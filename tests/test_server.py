@@ -662,12 +662,14 @@ class ChannelBindTests(ServerTestMixin, SynchronousTestCase):
 
     def test_numberRange(self):
         """
-        Channel numbers outside 0x4000-0x4FFF get 400.
+        Channel numbers outside 0x4000-0x7FFF get 400; RFC 5766's upper range, which
+        libwebrtc and coturn's clients still use, is accepted.
         """
         self.allocate()
         self.assertEqual(errorCode(self.bind(0x3FFF)), 400)
-        self.assertEqual(errorCode(self.bind(0x5000)), 400)
+        self.assertEqual(errorCode(self.bind(0x8000)), 400)
         self.assertEqual(self.bind(0x4FFF).messageClass, MessageClass.SUCCESS)
+        self.assertEqual(self.bind(0x7FFF, ("8.8.4.4", 1)).messageClass, MessageClass.SUCCESS)
 
     def test_rebindingRules(self):
         """

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_turn.stun.channeldata import classify, decodeChannelData, encodeChannelData
 from twisted_turn.stun.message import StunDecodeError
 
-channels = st.integers(0x4000, 0x4FFF)
+channels = st.integers(0x4000, 0x7FFF)
 
 
 class EncodeTests(SynchronousTestCase):
@@ -38,10 +38,10 @@ class EncodeTests(SynchronousTestCase):
 
     def test_badArguments(self):
         """
-        A channel number outside 0x4000-0x4FFF or more than 65535 bytes of data is a
+        A channel number outside 0x4000-0x7FFF or more than 65535 bytes of data is a
         L{ValueError}.
         """
-        for channel in (0x3FFF, 0x5000, 0):
+        for channel in (0x3FFF, 0x8000, 0):
             self.assertRaises(ValueError, encodeChannelData, channel, b"x")
         self.assertRaises(ValueError, encodeChannelData, 0x4000, b"x" * 0x10000)
 
@@ -86,10 +86,10 @@ class DecodeTests(SynchronousTestCase):
 
     def test_channelOutOfRange(self):
         """
-        Channel numbers outside 0x4000-0x4FFF are errors.
+        Channel numbers outside 0x4000-0x7FFF are errors.
         """
         self.assertDecodeError(b"\x3f\xff\x00\x00", "channel number 0x3fff is outside")
-        self.assertDecodeError(b"\x50\x00\x00\x00", "channel number 0x5000 is outside")
+        self.assertDecodeError(b"\x80\x00\x00\x00", "channel number 0x8000 is outside")
 
     @given(channels, st.binary(max_size=300), st.booleans())
     def test_roundTrip(self, channel, data, pad):
@@ -110,7 +110,7 @@ class DecodeTests(SynchronousTestCase):
         except StunDecodeError as e:
             self.assertTrue(str(e))
         else:
-            self.assertTrue(0x4000 <= channel <= 0x4FFF)
+            self.assertTrue(0x4000 <= channel <= 0x7FFF)
             self.assertEqual(payload, data[4 : 4 + len(payload)])
 
 
@@ -121,12 +121,12 @@ class ClassifyTests(SynchronousTestCase):
 
     def test_everyFirstByte(self):
         """
-        0-3 is STUN, 0x40-0x4F ChannelData, every other first byte is neither.
+        0-3 is STUN, 0x40-0x7F ChannelData, every other first byte is neither.
         """
         for first in range(256):
             if first <= 3:
                 expected = "stun"
-            elif 0x40 <= first <= 0x4F:
+            elif 0x40 <= first <= 0x7F:
                 expected = "channeldata"
             else:
                 expected = None

@@ -668,7 +668,7 @@ def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -
     if "users" in values:
         values["users"] = list(dict(values["users"]).items())  # type: ignore[call-overload]
     if values.get("staticAuthSecrets"):
-        pass
+        values["useAuthSecret"] = True
     config = TurnConfig(
         **{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()},
         notImplemented=tuple(notImplemented),

@@ -14,11 +14,11 @@ import socket
 from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 
+from twisted_turn._log import makeLogger
 from twisted_turn.allocation import Address
 
-_log = Logger()
+_log = makeLogger(__name__)
 
 # Linux values; other platforms simply do not offer DONT-FRAGMENT.
 _IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", None)
@@ -48,7 +48,7 @@ class ListenerProtocol(DatagramProtocol):
             self._counters["dropShort"] += 1
             return
         first = data[0]
-        if 0x40 <= first <= 0x4F:
+        if 0x40 <= first <= 0x7F:
             allocation = self._clients.get(addr)
             if allocation is None:
                 self._counters["dropChannelNoAllocation"] += 1
@@ -85,6 +85,8 @@ class RelayProtocol(DatagramProtocol):
     """
 
     allocation: Any = None
+    # One of these opens per allocation: no "Starting protocol" line for each.
+    noisy = False
 
     def __init__(self, server: Any, clock: Any) -> None:
         self._server = server

@@ -16,8 +16,8 @@ import os
 from collections import Counter
 from typing import Any, Dict, Optional, Sequence
 
-from twisted.logger import Logger
 
+from twisted_turn._log import makeLogger
 from twisted_turn.allocation import (
     CHANNEL_MAX,
     CHANNEL_MIN,
@@ -67,7 +67,7 @@ from twisted_turn.stun.message import (
 )
 from twisted_turn._version import __version__
 
-_log = Logger()
+_log = makeLogger(__name__)
 
 UDP = 17
 DEFAULT_LIFETIME = 600

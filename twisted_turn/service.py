@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from twisted.application.service import MultiService
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, globalLogPublisher, textFileLogObserver
+from twisted.logger import globalLogPublisher, textFileLogObserver
 
+from twisted_turn._log import makeLogger, setVerbose
 from twisted_turn.auth import (
     FEATURE_PASSWORD_ALGORITHMS,
     FEATURE_USERNAME_ANONYMITY,
@@ -29,7 +30,7 @@ from twisted_turn.protocol import ListenerProtocol, RelayProtocol
 from twisted_turn.relay import RelayPortAllocator, addressFamily
 from twisted_turn.server import TurnServer
 
-_log = Logger()
+_log = makeLogger(__name__)
 
 #: Seconds between sweeps of expired allocations, permissions, channels and reservations.
 SWEEP_INTERVAL = 5.0
@@ -175,6 +176,7 @@ class TurnService(MultiService):
 
     def startService(self) -> None:
         config = self.config
+        setVerbose(config.verbose)
         if config.logFile:
             self._logFile = open(config.logFile, "a")
             self._logObserver = textFileLogObserver(self._logFile)

@@ -4,6 +4,8 @@ The twistd plugin pointer: C{twistd turn}. Nothing else belongs here, because tw
 every module in this directory whenever it looks for plugins.
 """
 
+from __future__ import annotations
+
 from twisted.application.service import ServiceMaker
 
 turn = ServiceMaker(

@@ -525,7 +525,7 @@ class ChannelNumber(_Packed):
     """
     CHANNEL-NUMBER: a channel number followed by two reserved bytes (RFC 8656 section 18.1).
 
-    @ivar number: the channel number (valid channels are 0x4000 to 0x4FFF; the server checks).
+    @ivar number: the channel number (the server accepts 0x4000 to 0x7FFF and checks it).
     """
 
     number: int

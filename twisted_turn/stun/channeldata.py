@@ -14,18 +14,22 @@ from twisted_turn.stun.attributes import StunDecodeError
 _HEADER = struct.Struct("!HH")
 
 CHANNEL_MIN = 0x4000
-CHANNEL_MAX = 0x4FFF
+#: RFC 8656 narrowed channel numbers to 0x4000-0x4FFF, but deployed clients (libwebrtc, coturn's
+#: turnutils) still pick them from RFC 5766's 0x4000-0x7FFF, and a server that refuses those
+#: breaks their channels.  First bytes 0x50-0x7F collide with nothing in RFC 7983's demux, so
+#: the wider range is accepted (docs/design.md, "Channel numbers").
+CHANNEL_MAX = 0x7FFF
 
 
 def encodeChannelData(channel: int, data: bytes, pad: bool = False) -> bytes:
     """
-    @param channel: the channel number, 0x4000 to 0x4FFF.
+    @param channel: the channel number, 0x4000 to 0x7FFF.
     @param data: the application data, at most 65535 bytes.
     @param pad: pad with zeros to a multiple of 4 bytes, as streams (TCP, TLS) require.
     @raise ValueError: the channel number or the data length is out of range.
     """
     if not CHANNEL_MIN <= channel <= CHANNEL_MAX:
-        raise ValueError(f"channel number 0x{channel:x} is outside 0x4000-0x4FFF")
+        raise ValueError(f"channel number 0x{channel:x} is outside 0x4000-0x7FFF")
     size = len(data)
     if size > 0xFFFF:
         raise ValueError(f"{size} bytes of data do not fit in one ChannelData message")
@@ -47,7 +51,7 @@ def decodeChannelData(data: bytes) -> tuple[int, bytes]:
         raise StunDecodeError(f"{len(data)} bytes is shorter than the 4-byte ChannelData header")
     channel, size = _HEADER.unpack_from(data)
     if not CHANNEL_MIN <= channel <= CHANNEL_MAX:
-        raise StunDecodeError(f"channel number 0x{channel:04x} is outside 0x4000-0x4FFF")
+        raise StunDecodeError(f"channel number 0x{channel:04x} is outside 0x4000-0x7FFF")
     if size > len(data) - 4:
         raise StunDecodeError(f"ChannelData length {size} exceeds the {len(data) - 4} bytes given")
     return channel, data[4 : 4 + size]
@@ -55,7 +59,7 @@ def decodeChannelData(data: bytes) -> tuple[int, bytes]:
 
 def classify(data: bytes) -> Optional[str]:
     """
-    Tell a STUN message from ChannelData by the first byte: 0-3 is STUN, 0x40-0x4F ChannelData.
+    Tell a STUN message from ChannelData by the first byte: 0-3 is STUN, 0x40-0x7F ChannelData.
 
     @return: C{"stun"}, C{"channeldata"}, or L{None} for anything else (to be dropped).
     """
@@ -64,6 +68,6 @@ def classify(data: bytes) -> Optional[str]:
     first = data[0]
     if first < 4:
         return "stun"
-    if 0x40 <= first <= 0x4F:
+    if 0x40 <= first <= 0x7F:
         return "channeldata"
     return None
