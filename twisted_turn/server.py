@@ -11,7 +11,6 @@ L{twisted_turn.protocol} relay them with a lookup and a write.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections import Counter
 from typing import Any, Dict, Optional, Sequence
@@ -497,7 +496,8 @@ class TurnServer:
 
     def _checkPeer(self, allocation: Allocation, peer: XorPeerAddress) -> str:
         """
-        The peer's host as a permission key, after the family and policy checks.
+        The peer's host as a permission key (the codec formats it as the socket module reports
+        peer addresses), after the family and policy checks.
 
         @raise StunError: 443 for a family mismatch, 403 for a peer the policy refuses.
         """
@@ -506,7 +506,7 @@ class TurnServer:
         if not self._policy.isAllowed(peer.host):
             self.counters["peerDenied"] += 1
             raise StunError(403, "Peer address not allowed")
-        return str(ipaddress.ip_address(peer.host))
+        return peer.host
 
     def _createPermission(
         self,
