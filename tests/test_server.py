@@ -254,6 +254,31 @@ class AuthenticationTests(ServerTestMixin, SynchronousTestCase):
         )
         self.assertEqual(errorCode(other.lastMessage()), 438)
 
+    def test_nonceSharedAcrossProcesses(self):
+        """
+        A nonce issued by one server is accepted by another holding the same nonce secret (a
+        fleet behind one address), and refused with 438 by one with another secret.
+        """
+        challenge = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        nonce = challenge.get(Nonce).value
+
+        def allocateOn(fixture):
+            client = fixture.client()
+            client.realm = "example.org"
+            client.send(
+                encodeMessage(
+                    Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(),
+                    [UDP, Username("alice"), Realm("example.org"), Nonce(nonce)],
+                    integrityKey=client.key(),
+                )
+            )
+            return client.lastMessage()
+
+        sameSecret = allocateOn(ServerFixture(**self.fixtureOptions))
+        self.assertEqual(sameSecret.messageClass, MessageClass.SUCCESS)
+        otherSecret = allocateOn(ServerFixture(nonceSecret=b"other", **self.fixtureOptions))
+        self.assertEqual(errorCode(otherSecret), 438)
+
     def test_missingRealmIs400(self):
         """
         MESSAGE-INTEGRITY without REALM is a bad request.

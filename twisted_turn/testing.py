@@ -101,6 +101,7 @@ class ServerFixture:
         maxPort: int = 50099,
         realm: str = "example.org",
         policy: Optional[PeerPolicy] = None,
+        nonceSecret: bytes = b"n" * 32,
         **serverOptions: Any,
     ) -> None:
         self.clock = Clock()
@@ -111,7 +112,7 @@ class ServerFixture:
         self.server = TurnServer(
             clock=self.clock,
             authenticator=Authenticator(realm, users=users, authSecrets=authSecrets),
-            nonces=NonceManager(b"n" * 32, 600, 0),
+            nonces=NonceManager(nonceSecret, 600, 0),
             policy=policy or PeerPolicy(relayAddresses=tuple(relayHosts)),
             relays=self.relays,
             realm=realm,

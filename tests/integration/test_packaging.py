@@ -1,0 +1,41 @@
+"""
+Packaging: the wheel carries the package, its STUN codec and the twistd plugin (in
+twisted/plugins, without an __init__.py), and nothing of the tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.integration.harness import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_wheelContents(tmp_path):
+    """
+    C{pip wheel .} builds a wheel with the modules and the plugin pointer, and no
+    C{twisted/plugins/__init__.py} (which would hide Twisted's own plugins).
+    """
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(REPO_ROOT)],
+        check=True, stdin=subprocess.DEVNULL, timeout=300,
+    )
+    [wheel] = tmp_path.glob("twisted_turn-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in [
+        "twisted/plugins/twisted_turn_plugin.py",
+        "twisted_turn/__init__.py",
+        "twisted_turn/server.py",
+        "twisted_turn/stun/message.py",
+        "twisted_turn/stun/attributes.py",
+    ]:
+        assert expected in names, sorted(names)
+    assert "twisted/plugins/__init__.py" not in names
+    assert "twisted/__init__.py" not in names
+    assert not [name for name in names if name.startswith("tests/")]
