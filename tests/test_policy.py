@@ -292,6 +292,28 @@ class PeerPolicyTests(SynchronousTestCase):
         for host in ["127.0.0.2", "10.0.0.6"]:
             self.assertFalse(policy.isAllowed(host), host)
 
+    def test_relayAddressesOnlyOnRelayPorts(self) -> None:
+        """
+        With a port, a relay address is reachable only inside the relay port range, so a
+        client cannot reach the relay host's other services; its permission (no port) is
+        allowed, and it is marked port-restricted unless the operator allows it anyway.
+        """
+        policy = PeerPolicy(relayAddresses=["127.0.0.1"], relayPorts=(49152, 49200))
+        self.assertTrue(policy.isAllowed("127.0.0.1"))
+        self.assertTrue(policy.isAllowed("127.0.0.1", 49152))
+        self.assertTrue(policy.isAllowed("::ffff:127.0.0.1", 49200))
+        self.assertFalse(policy.isAllowed("127.0.0.1", 22))
+        self.assertFalse(policy.isAllowed("127.0.0.1", 49201))
+        self.assertTrue(policy.isPortRestricted("127.0.0.1"))
+        self.assertTrue(policy.isPortRestricted("::ffff:127.0.0.1"))
+        self.assertFalse(policy.isPortRestricted("8.8.8.8"))
+        self.assertFalse(policy.isPortRestricted("not an address"))
+        opened = PeerPolicy(
+            allowLoopback=True, relayAddresses=["127.0.0.1"], relayPorts=(49152, 49200)
+        )
+        self.assertTrue(opened.isAllowed("127.0.0.1", 22))
+        self.assertFalse(opened.isPortRestricted("127.0.0.1"))
+
     def test_unspecifiedRelayAddressIgnored(self) -> None:
         """
         A wildcard relay address does not make the unspecified address reachable (sending to it

@@ -763,6 +763,31 @@ class SendIndicationTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(self.relayTransport().written, [])
         self.assertEqual(self.server.counters["dropPeerDenied"], 1)
 
+    def test_relayHostOnlyOnRelayPorts(self):
+        """
+        The server's own relay address (inside a denied range here) is a permitted peer, but
+        only its relay ports are reachable: a Send indication to another port is dropped and
+        counted, and a channel to one gets 403.
+        """
+        self.allocate()
+        relayHost = "203.0.113.10"
+        response = self.client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress(relayHost, 22)]
+        )
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.sendIndication((relayHost, 50050), b"to a relay")
+        self.sendIndication((relayHost, 22), b"to ssh")
+        self.assertEqual(self.relayTransport().written, [(b"to a relay", (relayHost, 50050))])
+        self.assertEqual(self.server.counters["dropPeerDenied"], 1)
+        bind = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(relayHost, 22)]
+        )
+        self.assertEqual(errorCode(bind), 403)
+        bind = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(relayHost, 50050)]
+        )
+        self.assertEqual(bind.messageClass, MessageClass.SUCCESS)
+
     def test_sendWithoutAllocationDropped(self):
         """
         A Send indication with no allocation is dropped and counted; nothing is answered.

@@ -6,7 +6,7 @@ the sweep on the reactor's clock, and announces what an operator needs to know.
 import os
 
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_turn.config import ConfigError, makeConfig
 from twisted_turn.service import MAX_DATAGRAM, SWEEP_INTERVAL, TurnService
@@ -170,6 +170,36 @@ class TurnServiceTests(SynchronousTestCase):
         wildcard = self.makeService(relayIps=(), listeningIps=("0.0.0.0",)).relayHosts
         self.assertEqual(len(wildcard), 1)
         self.assertNotEqual(wildcard, ["0.0.0.0"])
+
+    def test_defaultRelayHostSkipsLoopback(self):
+        """
+        The default relay address is the first interface address that is neither loopback nor
+        link-local; with none, 127.0.0.1.
+        """
+        from twisted_turn import service as serviceModule
+
+        self.patch(
+            serviceModule, "_interfaceAddresses",
+            lambda: ["127.0.0.1", "169.254.1.1", "192.0.2.77", "192.0.2.78"],
+        )
+        self.assertEqual(serviceModule.defaultRelayHost(), "192.0.2.77")
+        self.patch(serviceModule, "_interfaceAddresses", lambda: [])
+
+        def noName(*args):
+            raise OSError("no such host")
+
+        self.patch(serviceModule.socket, "getaddrinfo", noName)
+        self.assertEqual(serviceModule.defaultRelayHost(), "127.0.0.1")
+
+    def test_interfaceAddresses(self):
+        """
+        On Linux the interface scan finds the loopback interface's 127.0.0.1.
+        """
+        from twisted_turn.service import _interfaceAddresses
+
+        if not hasattr(__import__("socket"), "if_nameindex"):
+            raise SkipTest("no interface enumeration on this platform")
+        self.assertIn("127.0.0.1", _interfaceAddresses())
 
     def test_configOrOptions(self):
         """

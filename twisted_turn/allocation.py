@@ -14,7 +14,7 @@ built to make the key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from twisted_turn.stun.channeldata import CHANNEL_MAX, CHANNEL_MIN
 
@@ -71,6 +71,8 @@ class Allocation:
     One relayed transport address and everything bound to it.
 
     @ivar permissions: peer IP (canonical text form) to expiry time.
+    @ivar restrictedPeers: permitted IPs reachable only on some ports (the server's own relay
+        addresses): sends to them have their port checked.
     @ivar channels: channel number to L{ChannelBinding}.
     @ivar peerChannels: peer C{(host, port)} to L{ChannelBinding}.
     @ivar relay: the relay socket's transport (C{write(data, addr)}), set by the server.
@@ -81,7 +83,7 @@ class Allocation:
 
     __slots__ = (
         "fiveTuple", "client", "username", "key", "sha256", "relayAddress", "externalAddress",
-        "expiresAt", "permissions", "channels", "peerChannels", "relay", "relayPort",
+        "expiresAt", "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
         "clientTransport", "allocateTransactionId", "allocateResponse", "dontFragment",
     )
 
@@ -105,6 +107,7 @@ class Allocation:
         self.externalAddress = externalAddress
         self.expiresAt = expiresAt
         self.permissions: Dict[str, float] = {}
+        self.restrictedPeers: Set[str] = set()
         self.channels: Dict[int, ChannelBinding] = {}
         self.peerChannels: Dict[Address, ChannelBinding] = {}
         self.relay: Any = None
@@ -167,6 +170,7 @@ class Allocation:
         expired = [peer for peer, until in self.permissions.items() if until < now]
         for peer in expired:
             del self.permissions[peer]
+            self.restrictedPeers.discard(peer)
         done = [
             number for number, binding in self.channels.items()
             if binding.expiresAt + CHANNEL_COOLDOWN < now

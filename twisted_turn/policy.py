@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 __all__ = ["AddressRange", "PeerPolicy", "canonicalPeer", "parseAddressRange"]
 
@@ -171,8 +171,9 @@ class PeerPolicy:
     Decide whether a client may reach a peer address.
 
     The order: the address is canonicalised (L{canonicalPeer}; an unparseable one is refused);
-    an C{allowed} range wins; the server's own relay addresses are reachable, so relay-to-relay
-    works; then the default deny list and the C{denied} ranges refuse; anything else is allowed.
+    an C{allowed} range wins; the server's own relay addresses are reachable on the relay port
+    range only, so relay-to-relay works without opening the other services of the relay host;
+    then the default deny list and the C{denied} ranges refuse; anything else is allowed.
     """
 
     def __init__(
@@ -182,6 +183,7 @@ class PeerPolicy:
         allowed: Iterable[str] = (),
         denied: Iterable[str] = (),
         relayAddresses: Iterable[str] = (),
+        relayPorts: Tuple[int, int] = (0, 65535),
     ) -> None:
         """
         @param allowLoopback: do not deny C{127.0.0.0/8} and C{::1} (coturn's
@@ -190,23 +192,29 @@ class PeerPolicy:
             by default here whatever its value (re-allow ranges with C{allowed}).
         @param allowed: ranges (L{parseAddressRange} syntax) that are reachable even when denied.
         @param denied: ranges denied in addition to the defaults.
-        @param relayAddresses: the server's relay addresses, reachable even when denied; an
-            unspecified address (C{0.0.0.0}, C{::}) is ignored since sending to it reaches the
-            local host.
+        @param relayAddresses: the server's relay addresses, reachable even when denied but only
+            on C{relayPorts}; an unspecified address (C{0.0.0.0}, C{::}) is ignored since
+            sending to it reaches the local host.
+        @param relayPorts: C{(minPort, maxPort)}, the relay port range.
         @raise ValueError: a range or relay address does not parse.
         """
         deniedTexts = _DEFAULT_DENIED + (() if allowLoopback else _LOOPBACK)
-        relays = (canonicalPeer(host) for host in relayAddresses)
-        # Allowed ranges and relay addresses both win over a deny: one set answers for both.
-        self._reachable = _RangeSet(
-            [parseAddressRange(text) for text in allowed]
-            + [AddressRange(a, a) for a in relays if not a.is_unspecified]
+        self._relays = frozenset(
+            address
+            for address in (canonicalPeer(host) for host in relayAddresses)
+            if not address.is_unspecified
         )
+        self._relayPorts = relayPorts
+        self._reachable = _RangeSet(parseAddressRange(text) for text in allowed)
         self._denied = _RangeSet(parseAddressRange(text) for text in (*deniedTexts, *denied))
 
-    def isAllowed(self, host: str) -> bool:
+    def isAllowed(self, host: str, port: Optional[int] = None) -> bool:
         """
-        May a client create a permission for, bind a channel to, or send to C{host}?
+        May a client create a permission for (C{port} L{None}), or bind a channel or send to
+        (C{port} given), C{host}?
+
+        A relay address passes without a port (a permission is per IP) and with a port in the
+        relay range; L{isPortRestricted} tells the data path which hosts need the port checked.
 
         @param host: the peer address literal, as the client gave it.
         """
@@ -214,4 +222,25 @@ class PeerPolicy:
             address = canonicalPeer(host)
         except ValueError:
             return False
-        return address in self._reachable or address not in self._denied
+        if address in self._reachable:
+            return True
+        if address in self._relays and (
+            port is None or self._relayPorts[0] <= port <= self._relayPorts[1]
+        ):
+            return True
+        return address not in self._denied
+
+    def isPortRestricted(self, host: str) -> bool:
+        """
+        Whether sends to C{host} must pass L{isAllowed} with their port: true for a relay
+        address the policy would otherwise refuse, whose permission covers only relay ports.
+        """
+        try:
+            address = canonicalPeer(host)
+        except ValueError:
+            return False
+        return (
+            address in self._relays
+            and address not in self._reachable
+            and address in self._denied
+        )

@@ -494,19 +494,27 @@ class TurnServer:
             allocation.expiresAt = now + lifetime
         self._reply(request, transport, fiveTuple.client, [Lifetime(lifetime)], credentials)
 
-    def _checkPeer(self, allocation: Allocation, peer: XorPeerAddress) -> str:
+    def _checkPeer(
+        self, allocation: Allocation, peer: XorPeerAddress, withPort: bool = False
+    ) -> str:
         """
         The peer's host as a permission key (the codec formats it as the socket module reports
-        peer addresses), after the family and policy checks.
+        peer addresses), after the family and policy checks; with C{withPort} the policy also
+        judges the port (a channel goes to one port).
 
         @raise StunError: 443 for a family mismatch, 403 for a peer the policy refuses.
         """
         if addressFamily(peer.host) != addressFamily(allocation.relayAddress[0]):
             raise StunError(443)
-        if not self._policy.isAllowed(peer.host):
+        if not self._policy.isAllowed(peer.host, peer.port if withPort else None):
             self.counters["peerDenied"] += 1
             raise StunError(403, "Peer address not allowed")
         return peer.host
+
+    def _permit(self, allocation: Allocation, host: str, now: float) -> None:
+        allocation.installPermission(host, now + self._permissionLifetime)
+        if self._policy.isPortRestricted(host):
+            allocation.restrictedPeers.add(host)
 
     def _createPermission(
         self,
@@ -525,9 +533,8 @@ class TurnServer:
         new = {host for host in hosts if host not in allocation.permissions}
         if len(allocation.permissions) + len(new) > MAX_PERMISSIONS:
             raise StunError(508, "Too many permissions")
-        expiresAt = now + self._permissionLifetime
         for host in hosts:
-            allocation.installPermission(host, expiresAt)
+            self._permit(allocation, host, now)
         self._reply(request, transport, fiveTuple.client, [], credentials)
 
     def _channelBind(
@@ -545,14 +552,14 @@ class TurnServer:
             raise StunError(400, "Missing CHANNEL-NUMBER or XOR-PEER-ADDRESS")
         if not CHANNEL_MIN <= channel.number <= CHANNEL_MAX:
             raise StunError(400, "Channel number out of range")
-        host = self._checkPeer(allocation, peer)
+        host = self._checkPeer(allocation, peer, withPort=True)
         peerAddress = (host, peer.port)
         if allocation.channelConflict(channel.number, peerAddress, now):
             raise StunError(400, "Channel or peer already bound")
         if host not in allocation.permissions and len(allocation.permissions) >= MAX_PERMISSIONS:
             raise StunError(508, "Too many permissions")
         allocation.bindChannel(channel.number, peerAddress, now + self._channelLifetime)
-        allocation.installPermission(host, now + self._permissionLifetime)
+        self._permit(allocation, host, now)
         self._reply(request, transport, fiveTuple.client, [], credentials)
 
     # -- indications ---------------------------------------------------------------------------
@@ -573,6 +580,11 @@ class TurnServer:
                 self.counters["dropNoPermission"] += 1
             else:
                 self.counters["dropPeerDenied"] += 1
+            return
+        if peer.host in allocation.restrictedPeers and not self._policy.isAllowed(
+            peer.host, peer.port
+        ):
+            self.counters["dropPeerDenied"] += 1
             return
         allocation.relay.write(data.value, (peer.host, peer.port))
 

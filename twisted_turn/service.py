@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import socket
+import struct
 from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.application.service import MultiService
@@ -35,6 +36,8 @@ _log = makeLogger(__name__)
 #: Seconds between sweeps of expired allocations, permissions, channels and reservations.
 SWEEP_INTERVAL = 5.0
 
+_SIOCGIFADDR = 0x8915
+
 #: Largest UDP payload we accept; Twisted's default (8192) would truncate jumbo ChannelData.
 MAX_DATAGRAM = 65535
 
@@ -43,18 +46,44 @@ def _isWildcard(host: str) -> bool:
     return ipaddress.ip_address(host).is_unspecified
 
 
+def _interfaceAddresses() -> List[str]:
+    """
+    The IPv4 addresses of this host's network interfaces (Linux: SIOCGIFADDR per interface),
+    in interface order; empty where that is not available.
+    """
+    try:
+        import fcntl
+
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError, AttributeError):
+        return []
+    addresses = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for name in names:
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                answer = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, request)
+            except OSError:
+                continue  # an interface without an IPv4 address
+            addresses.append(socket.inet_ntoa(answer[20:24]))
+    return addresses
+
+
 def defaultRelayHost() -> str:
     """
     The address relays bind to when neither --relay-ip nor a specific --listening-ip is given:
-    the first non-loopback IPv4 address of this host's name, else 127.0.0.1.
+    the first IPv4 interface address that is neither loopback nor link-local, else the first
+    such address of the host's name, else 127.0.0.1.
     """
+    candidates = _interfaceAddresses()
     try:
         infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET, socket.SOCK_DGRAM)
     except OSError:
         infos = []
-    for info in infos:
-        host = info[4][0]
-        if not ipaddress.ip_address(host).is_loopback:
+    candidates += [info[4][0] for info in infos]
+    for host in candidates:
+        address = ipaddress.ip_address(host)
+        if not (address.is_loopback or address.is_link_local or address.is_unspecified):
             return host
     return "127.0.0.1"
 
@@ -110,6 +139,7 @@ class TurnService(MultiService):
             allowed=config.allowedPeerIps,
             denied=config.deniedPeerIps,
             relayAddresses=tuple(self.relayHosts) + tuple(self.externalAddresses.values()),
+            relayPorts=(config.minPort, config.maxPort),
         )
         self.server = TurnServer(
             clock=reactor,

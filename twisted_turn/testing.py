@@ -113,7 +113,8 @@ class ServerFixture:
             clock=self.clock,
             authenticator=Authenticator(realm, users=users, authSecrets=authSecrets),
             nonces=NonceManager(nonceSecret, 600, 0),
-            policy=policy or PeerPolicy(relayAddresses=tuple(relayHosts)),
+            policy=policy
+            or PeerPolicy(relayAddresses=tuple(relayHosts), relayPorts=(minPort, maxPort)),
             relays=self.relays,
             realm=realm,
             **serverOptions,

@@ -1,0 +1,93 @@
+"""
+Micro-benchmark of the relay data path, in process, without sockets: the per-datagram cost of
+ListenerProtocol (client ChannelData to a peer) and RelayProtocol (peer data to a client as
+ChannelData or as a Data indication), against a bare forwarder that does only a dictionary
+lookup and a write (the floor any Python relay pays).
+
+Run:  PYTHONPATH=. python benchmarks/datapath.py [--datagrams N] [--rounds R]
+
+Variants alternate within each round, so the printed ratios compare runs taken side by side on
+a noisy machine. Writes go to a transport whose write() does nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from twisted_turn.allocation import FiveTuple
+from twisted_turn.stun.attributes import ChannelNumber, RequestedTransport, XorPeerAddress
+from twisted_turn.stun.channeldata import encodeChannelData
+from twisted_turn.stun.message import Method
+from twisted_turn.testing import ServerFixture
+
+PEER = ("8.8.8.8", 6000)
+PAYLOAD = b"x" * 120
+
+
+class NullTransport:
+    def write(self, data, addr):
+        pass
+
+
+def setUp():
+    fixture = ServerFixture()
+    client = fixture.client()
+    client.request(Method.ALLOCATE, [RequestedTransport(17)])
+    host, port = client.address
+    allocation = fixture.server.table.get(FiveTuple(host, port, "198.51.100.1", 3478))
+    client.request(Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(*PEER)])
+    client.request(Method.CREATE_PERMISSION, [XorPeerAddress("8.8.4.4", 1)])
+    relay = fixture.relayFactory.open[allocation.relayAddress]
+    allocation.relay = NullTransport()
+    allocation.clientTransport = NullTransport()
+    return fixture, client, relay
+
+
+def timeIt(function, datagram, addr, count):
+    start = time.perf_counter()
+    for _ in range(count):
+        function(datagram, addr)
+    return (time.perf_counter() - start) / count * 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datagrams", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+
+    fixture, client, relay = setUp()
+    table = {client.address: (NullTransport(), PEER)}
+
+    def bare(data, addr):
+        transport, peer = table[addr]
+        transport.write(data[4:], peer)
+
+    channelData = encodeChannelData(0x4000, PAYLOAD)
+    variants = {
+        "bare lookup+write": (bare, channelData, client.address),
+        "uplink ChannelData": (fixture.listener.datagramReceived, channelData, client.address),
+        "downlink ChannelData": (relay.datagramReceived, PAYLOAD, PEER),
+        "downlink Data indication": (relay.datagramReceived, PAYLOAD, ("8.8.4.4", 1)),
+    }
+    results = {name: [] for name in variants}
+    for function, datagram, addr in variants.values():
+        timeIt(function, datagram, addr, options.datagrams // 10)  # warm-up
+    for _ in range(options.rounds):
+        for name, (function, datagram, addr) in variants.items():
+            results[name].append(timeIt(function, datagram, addr, options.datagrams))
+    assert fixture.server.counters["dropChannelUnbound"] == 0, fixture.server.counters
+    base = statistics.median(results["bare lookup+write"])
+    print(f"{'variant':28} {'median ns':>10} {'min':>8} {'max':>8} {'x bare':>7}")
+    for name, samples in results.items():
+        median = statistics.median(samples)
+        print(
+            f"{name:28} {median:10.0f} {min(samples):8.0f} {max(samples):8.0f} "
+            f"{median / base:7.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

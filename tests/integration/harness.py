@@ -1,0 +1,434 @@
+# -*- test-case-name: tests.integration -*-
+"""
+Helpers for the integration tests: free ports, a real C{twistd turn} process, coturn's test
+tools, and REST credentials computed independently of the server's own code.
+
+Nothing here imports C{twisted_turn}: the tests judge the server only through what real clients
+we did not write can see on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib
+import os
+import random
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+REALM = "example.org"
+USER = "alice"
+PASSWORD = "secret"
+REST_SECRET = "sekrit"
+
+#: Relay ports per server: enough for uclient's clients, aioice's endpoints and their RTCP.
+RELAY_RANGE = 20
+
+#: Seconds a server, a peer or a proxy gets to come up.
+READY_TIMEOUT = 10.0
+
+#: Seconds any client tool may run: a hung client fails its test instead of the whole run.
+TOOL_TIMEOUT = 60.0
+
+#: twistd under this interpreter. C{python -m twisted} is C{twist}, not C{twistd}, and the
+#: C{twistd} script on PATH may belong to another Python.
+TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")
+
+_MAGIC_COOKIE = 0x2112A442
+_ERROR_CODE = 0x0009
+
+
+def requireTool(name: str) -> str:
+    """
+    The path of an external tool. Without it the test is skipped, except under CI (the C{CI}
+    environment variable is set), where it fails: CI must never pass by skipping everything.
+    """
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (apt-get install coturn provides it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def requireModule(name: str):
+    """
+    Import a Python module the tests need, with the same skip-or-fail rule as L{requireTool}.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        reason = f"{name} is not installed (pip install -e '.[test]' provides it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def _udpPortFree(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def freeUdpPort() -> int:
+    """
+    A UDP port on 127.0.0.1 that is free right now (the kernel's choice).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+_takenRanges: Set[int] = set()
+
+
+def freeRelayRange(size: int = RELAY_RANGE) -> Tuple[int, int]:
+    """
+    C{(minPort, maxPort)}: C{size} consecutive free UDP ports, distinct from every range handed
+    out before in this run, and below the kernel's ephemeral range so that clients' own sockets
+    (and L{freeUdpPort}) never land inside a relay range.
+    """
+    low, high = 10000, 32000
+    try:
+        ephemeralLow = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        high = min(high, ephemeralLow)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        base = random.randrange(low, high - size, size)
+        if base in _takenRanges:
+            continue
+        if all(_udpPortFree(port) for port in range(base, base + size)):
+            _takenRanges.add(base)
+            return base, base + size - 1
+    raise RuntimeError(f"no {size} consecutive free UDP ports between {low} and {high}")
+
+
+def bindingRequest() -> Tuple[bytes, bytes]:
+    """
+    A minimal STUN Binding request (RFC 8489 section 5): C{(bytes, transactionId)}.
+    """
+    transactionId = os.urandom(12)
+    return struct.pack("!HHI", 0x0001, 0, _MAGIC_COOKIE) + transactionId, transactionId
+
+
+def stunSummary(data: bytes) -> Optional[Tuple[int, Optional[int]]]:
+    """
+    C{(messageType, errorCode or None)} of a STUN message, or L{None} for anything else
+    (ChannelData, garbage).
+    """
+    if len(data) < 20 or data[0] >> 6 != 0:
+        return None
+    messageType, length, cookie = struct.unpack("!HHI", data[:8])
+    if cookie != _MAGIC_COOKIE:
+        return None
+    offset, end = 20, min(len(data), 20 + length)
+    while offset + 4 <= end:
+        attrType, attrLength = struct.unpack("!HH", data[offset : offset + 4])
+        value = data[offset + 4 : offset + 4 + attrLength]
+        if attrType == _ERROR_CODE and len(value) >= 4:
+            return messageType, (value[2] & 0x07) * 100 + value[3]
+        offset += 4 + attrLength + (-attrLength % 4)
+    return messageType, None
+
+
+def waitForStun(port: int, timeout: float = READY_TIMEOUT, isAlive=lambda: True) -> bool:
+    """
+    Send STUN Binding requests to C{127.0.0.1:port} until a Binding success response with the
+    same transaction id comes back (C{True}), C{timeout} passes or C{isAlive()} turns false.
+    """
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        while time.monotonic() < deadline and isAlive():
+            request, transactionId = bindingRequest()
+            s.sendto(request, (HOST, port))
+            try:
+                data, _ = s.recvfrom(2048)
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+            if data[8:20] == transactionId and stunSummary(data) == (0x0101, None):
+                return True
+    return False
+
+
+def waitForEcho(port: int, timeout: float = READY_TIMEOUT, isAlive=lambda: True) -> bool:
+    """
+    Send datagrams to a UDP echo service until one comes back.
+    """
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        while time.monotonic() < deadline and isAlive():
+            probe = os.urandom(8)
+            s.sendto(probe, (HOST, port))
+            try:
+                data, _ = s.recvfrom(2048)
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+            if data == probe:
+                return True
+    return False
+
+
+def stopProcess(process: subprocess.Popen) -> None:
+    """
+    Stop one process we started: SIGTERM, then SIGKILL if it lingers.
+    """
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+class TurnServerProcess:
+    """
+    A C{twistd -n turn} process on 127.0.0.1 with its own listening port and relay range,
+    logging to a file.
+
+    @ivar port: the listening port.
+    @ivar minPort: the first relay port.
+    @ivar maxPort: the last relay port.
+    """
+
+    def __init__(self, logPath: Path, args: Sequence[str]) -> None:
+        self.port = freeUdpPort()
+        self.minPort, self.maxPort = freeRelayRange()
+        self.logPath = logPath
+        self.command = [
+            *TWISTD,
+            "-n",
+            "--pidfile=",
+            "turn",
+            "--listening-ip",
+            HOST,
+            "--listening-port",
+            str(self.port),
+            "--relay-ip",
+            HOST,
+            "--min-port",
+            str(self.minPort),
+            "--max-port",
+            str(self.maxPort),
+            "--realm",
+            REALM,
+            *args,
+        ]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(logPath, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if not waitForStun(self.port, isAlive=lambda: self.process.poll() is None):
+            self.stop()
+            raise AssertionError(
+                f"twistd turn did not answer a STUN Binding request within {READY_TIMEOUT}s "
+                f"(exit status {self.process.returncode})\ncommand: {' '.join(self.command)}\n"
+                f"log:\n{self.log()}"
+            )
+
+    def log(self) -> str:
+        """
+        Everything the server wrote so far.
+        """
+        return self.logPath.read_text(errors="replace")
+
+    def stop(self) -> None:
+        stopProcess(self.process)
+
+
+class UdpEchoPeer:
+    """
+    C{turnutils_peer}, coturn's UDP echo peer, on 127.0.0.1.
+    """
+
+    def __init__(self, logPath: Path) -> None:
+        self.port = freeUdpPort()
+        with open(logPath, "wb") as log:
+            self.process = subprocess.Popen(
+                [requireTool("turnutils_peer"), "-L", HOST, "-p", str(self.port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if not waitForEcho(self.port, isAlive=lambda: self.process.poll() is None):
+            self.stop()
+            raise AssertionError(f"turnutils_peer did not echo on port {self.port}")
+
+    def stop(self) -> None:
+        stopProcess(self.process)
+
+
+class SniffingProxy:
+    """
+    A one-client UDP proxy in front of a server that records the STUN type and error code of
+    every datagram the server sends back, so a test can see what the server answered a client
+    that does not print it.
+
+    @ivar answers: C{(messageType, errorCode)} per STUN datagram from the server, in order.
+    """
+
+    def __init__(self, serverPort: int) -> None:
+        self.answers: List[Tuple[int, Optional[int]]] = []
+        self._front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._front.bind((HOST, 0))
+        self._back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._back.connect((HOST, serverPort))
+        self.port = self._front.getsockname()[1]
+        self._client: Optional[Tuple[str, int]] = None
+        self._running = True
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self._front, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self._back, False), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _pump(self, sock: socket.socket, fromClient: bool) -> None:
+        sock.settimeout(0.2)
+        while self._running:
+            try:
+                data, source = sock.recvfrom(65535)
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+            except OSError:
+                return
+            if fromClient:
+                self._client = source
+                self._back.send(data)
+            elif self._client is not None:
+                summary = stunSummary(data)
+                if summary is not None:
+                    self.answers.append(summary)
+                self._front.sendto(data, self._client)
+
+    def stop(self) -> None:
+        self._running = False
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._front.close()
+        self._back.close()
+
+
+def restCredentials(secret: str, user: str, expires: int) -> Tuple[str, str]:
+    """
+    TURN REST API credentials (draft-uberti-behave-turn-rest): the username is
+    C{expiry:user}, the password base64(HMAC-SHA1(secret, username)).
+    """
+    username = f"{expires}:{user}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
+
+
+class UclientResult:
+    """
+    What one C{turnutils_uclient} run did.
+
+    @ivar returncode: its exit status.
+    @ivar output: stdout and stderr, interleaved.
+    @ivar stats: the final statistics block (C{sent}, C{received}, C{lost}, C{sendDropped}),
+        or L{None} when the run never got that far.
+    """
+
+    _TOTALS = re.compile(r"start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)")
+    _LOSS = re.compile(r"Total lost packets (\d+) \([^)]*\), total send dropped (\d+)")
+
+    def __init__(self, returncode: int, output: str) -> None:
+        self.returncode = returncode
+        self.output = output
+        totals = self._TOTALS.findall(output)
+        loss = self._LOSS.findall(output)
+        self.stats: Optional[Dict[str, int]] = None
+        if totals and loss:
+            (sent, received), (lost, dropped) = totals[-1], loss[-1]
+            self.stats = {
+                "sent": int(sent),
+                "received": int(received),
+                "lost": int(lost),
+                "sendDropped": int(dropped),
+            }
+
+    def __repr__(self) -> str:
+        return f"<uclient exit {self.returncode} stats {self.stats}>\n{self.output[-3000:]}"
+
+
+def runUclient(
+    serverPort: int,
+    peerPort: int,
+    credentials: Sequence[str],
+    *,
+    messages: int = 50,
+    clients: int = 2,
+    sendIndications: bool = False,
+) -> UclientResult:
+    """
+    Run C{turnutils_uclient} against 127.0.0.1: C{clients} clients each allocate an IPv4 relay
+    (-X), skip RTCP (-c), and send C{messages} 120-byte messages, one every 10 ms, to the echo
+    peer, by ChannelData or (C{sendIndications}) Send indications (-s).
+
+    @param credentials: the authentication flags, e.g. C{("-u", "alice", "-w", "secret")}.
+    """
+    command = [
+        requireTool("turnutils_uclient"),
+        "-e",
+        HOST,
+        "-r",
+        str(peerPort),
+        "-p",
+        str(serverPort),
+        *credentials,
+        "-n",
+        str(messages),
+        "-m",
+        str(clients),
+        "-l",
+        "120",
+        "-z",
+        "10",
+        "-c",
+        "-X",
+        *(["-s"] if sendIndications else []),
+        HOST,
+    ]
+    # stdout and stderr apart: a shared pipe could splice a stderr write into a stats line.
+    try:
+        completed = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=TOOL_TIMEOUT
+        )
+    except subprocess.TimeoutExpired as e:
+        output = (e.stdout or b"").decode(errors="replace")
+        raise AssertionError(
+            f"turnutils_uclient ran past {TOOL_TIMEOUT}s: {' '.join(command)}\n{output[-3000:]}"
+        ) from None
+    output = (completed.stdout + completed.stderr).decode(errors="replace")
+    return UclientResult(completed.returncode, output)

@@ -1,0 +1,157 @@
+# -*- test-case-name: tests.integration.test_aioice -*-
+"""
+aioice's TURN client (the one aiortc uses) against a real C{twistd turn}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional, Tuple
+
+import pytest
+
+from tests.integration.harness import HOST, PASSWORD, USER, requireModule
+
+pytestmark = pytest.mark.integration
+
+#: Seconds one asyncio scenario may take, all round trips included.
+SCENARIO_TIMEOUT = 30.0
+
+#: Seconds to wait for one datagram that should arrive.
+ARRIVAL_TIMEOUT = 5.0
+
+
+@pytest.fixture
+def turn():
+    """
+    The C{aioice.turn} module, skipped (or failed under CI) when aioice is missing.
+    """
+    requireModule("aioice")
+    return requireModule("aioice.turn")
+
+
+class Inbox(asyncio.DatagramProtocol):
+    """
+    Keeps what arrives on an endpoint in a queue of C{(data, addr)}.
+    """
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Tuple[str, int]) -> None:
+        self.queue.put_nowait((data, addr))
+
+    async def next(self) -> Tuple[bytes, Tuple[str, int]]:
+        return await asyncio.wait_for(self.queue.get(), ARRIVAL_TIMEOUT)
+
+
+class Echo(asyncio.DatagramProtocol):
+    """
+    A plain UDP echo peer.
+    """
+
+    transport: Optional[asyncio.DatagramTransport] = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+def run(scenario) -> None:
+    asyncio.run(asyncio.wait_for(scenario, SCENARIO_TIMEOUT))
+
+
+def test_relayToEchoPeer(turnServer, turn) -> None:
+    """
+    aioice allocates a relay in the configured range, binds a channel to a UDP peer, and the
+    peer's echo comes back through the relay; the peer sees the relay address as the source.
+    """
+    server = turnServer("--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers")
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        echoTransport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(HOST, 0))
+        peer = echoTransport.get_extra_info("sockname")
+        relay, inbox = await turn.create_turn_endpoint(
+            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD
+        )
+        try:
+            relayed = relay.get_extra_info("sockname")
+            assert relayed[0] == HOST
+            assert server.minPort <= relayed[1] <= server.maxPort, relayed
+            assert relay.get_extra_info("related_address")[0] == HOST
+            for payload in (b"first datagram", b"\x00" * 1000, b"third"):
+                relay.sendto(payload, peer)
+                assert await inbox.next() == (payload, peer)
+        finally:
+            relay.close()
+            echoTransport.close()
+
+    run(scenario())
+
+
+async def deliver(sender, destination, inbox: Inbox, payload: bytes, source) -> None:
+    """
+    Send C{payload} from one TURN endpoint to C{destination} until it shows up in C{inbox}
+    from C{source}: the first sends may arrive before the receiving side's permission exists.
+    """
+    for _ in range(10):
+        sender.sendto(payload, destination)
+        try:
+            while True:
+                data, addr = await asyncio.wait_for(inbox.queue.get(), 0.5)
+                if data == payload:
+                    assert addr == source
+                    return
+        except asyncio.TimeoutError:
+            continue
+    raise AssertionError(f"{payload!r} never reached {destination}")
+
+
+def test_relayToRelayWithoutLoopbackPeers(turnServer, turn) -> None:
+    """
+    Two aioice allocations on a server that denies loopback peers still reach each other's
+    relay addresses (the server's own relays stay reachable), in both directions.
+    """
+    server = turnServer("--user", f"{USER}:{PASSWORD}")
+
+    async def scenario() -> None:
+        first, firstInbox = await turn.create_turn_endpoint(
+            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD
+        )
+        second, secondInbox = await turn.create_turn_endpoint(
+            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD
+        )
+        try:
+            firstRelay = first.get_extra_info("sockname")
+            secondRelay = second.get_extra_info("sockname")
+            assert firstRelay != secondRelay
+            # Each side's first send binds its channel, which is also its permission for the
+            # other relay; until both exist, datagrams are dropped and deliver() sends again.
+            first.sendto(b"opening", secondRelay)
+            await deliver(second, firstRelay, firstInbox, b"hello first", secondRelay)
+            await deliver(first, secondRelay, secondInbox, b"hello second", firstRelay)
+        finally:
+            first.close()
+            second.close()
+
+    run(scenario())
+
+
+def test_wrongPasswordGets401(turnServer, turn) -> None:
+    """
+    aioice with a wrong password gets no allocation: the authenticated retry fails with 401.
+    """
+    server = turnServer("--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers")
+    stun = requireModule("aioice.stun")
+
+    async def scenario() -> None:
+        with pytest.raises(stun.TransactionFailed) as failure:
+            await turn.create_turn_endpoint(
+                Inbox, server_addr=(HOST, server.port), username=USER, password="wrong"
+            )
+        assert failure.value.response.attributes["ERROR-CODE"][0] == 401
+
+    run(scenario())
