@@ -17,9 +17,14 @@ import statistics
 import time
 
 from twisted_turn.allocation import FiveTuple
-from twisted_turn.stun.attributes import ChannelNumber, RequestedTransport, XorPeerAddress
+from twisted_turn.stun.attributes import ChannelNumber, Data, RequestedTransport, XorPeerAddress
 from twisted_turn.stun.channeldata import encodeChannelData
-from twisted_turn.stun.message import Method
+from twisted_turn.stun.message import (
+    MessageClass,
+    Method,
+    encodeDataIndication,
+    encodeMessage,
+)
 from twisted_turn.testing import ServerFixture
 
 PEER = ("8.8.8.8", 6000)
@@ -65,12 +70,25 @@ def main():
         transport, peer = table[addr]
         transport.write(data[4:], peer)
 
+    transactionId = b"t" * 12
+
+    def genericEncoder(data, addr):
+        encodeMessage(
+            Method.DATA, MessageClass.INDICATION, transactionId,
+            [XorPeerAddress(*addr), Data(data)],
+        )
+
+    def fastEncoder(data, addr):
+        encodeDataIndication(transactionId, addr[0], addr[1], data)
+
     channelData = encodeChannelData(0x4000, PAYLOAD)
     variants = {
         "bare lookup+write": (bare, channelData, client.address),
         "uplink ChannelData": (fixture.listener.datagramReceived, channelData, client.address),
         "downlink ChannelData": (relay.datagramReceived, PAYLOAD, PEER),
         "downlink Data indication": (relay.datagramReceived, PAYLOAD, ("8.8.4.4", 1)),
+        "encode: encodeMessage": (genericEncoder, PAYLOAD, PEER),
+        "encode: encodeDataIndication": (fastEncoder, PAYLOAD, PEER),
     }
     results = {name: [] for name in variants}
     for function, datagram, addr in variants.values():
@@ -80,11 +98,11 @@ def main():
             results[name].append(timeIt(function, datagram, addr, options.datagrams))
     assert fixture.server.counters["dropChannelUnbound"] == 0, fixture.server.counters
     base = statistics.median(results["bare lookup+write"])
-    print(f"{'variant':28} {'median ns':>10} {'min':>8} {'max':>8} {'x bare':>7}")
+    print(f"{'variant':30} {'median ns':>10} {'min':>8} {'max':>8} {'x bare':>7}")
     for name, samples in results.items():
         median = statistics.median(samples)
         print(
-            f"{name:28} {median:10.0f} {min(samples):8.0f} {max(samples):8.0f} "
+            f"{name:30} {median:10.0f} {min(samples):8.0f} {max(samples):8.0f} "
             f"{median / base:7.2f}"
         )
 

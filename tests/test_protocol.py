@@ -13,6 +13,7 @@ from twisted_turn.stun.attributes import (
     XorPeerAddress,
 )
 from twisted_turn.stun.channeldata import decodeChannelData, encodeChannelData
+from twisted_turn.stun.integrity import verifyFingerprint
 from twisted_turn.stun.message import MessageClass, Method, decodeMessage
 from twisted_turn.testing import FakeUDPTransport, ServerFixture
 
@@ -116,6 +117,20 @@ class DataPathTests(SynchronousTestCase):
         )
         peer = message.get(XorPeerAddress)
         self.assertEqual((peer.host, peer.port), PEER)
+        self.assertEqual(message.get(Data).value, b"reply")
+
+    def test_dataIndicationFingerprint(self):
+        """
+        With the fingerprint option, Data indications carry a valid FINGERPRINT.
+        """
+        fixture = ServerFixture(fingerprint=True)
+        client = fixture.client()
+        client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        [relay] = fixture.relayFactory.open.values()
+        relay.datagramReceived(b"reply", PEER)
+        message = decodeMessage(client.received()[-1])
+        self.assertIs(verifyFingerprint(message), True)
         self.assertEqual(message.get(Data).value, b"reply")
 
     def test_peerWithoutPermissionDropped(self):

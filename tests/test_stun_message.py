@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import struct
 
 from hypothesis import assume, given
@@ -42,6 +43,7 @@ from twisted_turn.stun.message import (
     Method,
     StunDecodeError,
     decodeMessage,
+    encodeDataIndication,
     encodeMessage,
     newTransactionId,
 )
@@ -673,3 +675,27 @@ class PropertyTests(SynchronousTestCase):
             self.assertIsInstance(decodeMessage(bytes(encoded)), Message)
         except StunDecodeError as e:
             self.assertTrue(str(e))
+
+
+class DataIndicationTests(SynchronousTestCase):
+    @given(
+        transactionIds,
+        st.one_of(
+            st.ip_addresses(v=4).map(str),
+            st.ip_addresses(v=6).map(lambda a: socket.inet_ntop(socket.AF_INET6, a.packed)),
+        ),
+        st.integers(0, 65535),
+        st.binary(max_size=300),
+    )
+    def test_fastEncoderMatchesGeneric(self, transactionId, host, port, data):
+        """
+        L{encodeDataIndication} produces exactly the bytes L{encodeMessage} makes of a Data
+        indication with XOR-PEER-ADDRESS and DATA, for both families and any payload length.
+        """
+        self.assertEqual(
+            encodeDataIndication(transactionId, host, port, data),
+            encodeMessage(
+                Method.DATA, MessageClass.INDICATION, transactionId,
+                [XorPeerAddress(host, port), Data(data)],
+            ),
+        )

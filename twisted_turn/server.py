@@ -62,6 +62,7 @@ from twisted_turn.stun.message import (
     Method,
     StunDecodeError,
     decodeMessage,
+    encodeDataIndication,
     encodeMessage,
 )
 from twisted_turn._version import __version__
@@ -592,13 +593,15 @@ class TurnServer:
         """
         Wrap peer data for a client with no channel to that peer (RFC 8656 section 11.6).
         """
-        return encodeMessage(
-            Method.DATA,
-            MessageClass.INDICATION,
-            os.urandom(12),
-            [XorPeerAddress(*peer), Data(data)],
-            fingerprint=self._fingerprint,
-        )
+        if self._fingerprint:
+            return encodeMessage(
+                Method.DATA,
+                MessageClass.INDICATION,
+                os.urandom(12),
+                [XorPeerAddress(*peer), Data(data)],
+                fingerprint=True,
+            )
+        return encodeDataIndication(os.urandom(12), peer[0], peer[1], data)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ magic cookie (RFC 3489) are not supported.
 from __future__ import annotations
 
 import os
+import socket
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -33,6 +34,7 @@ __all__ = [
     "Method",
     "StunDecodeError",
     "decodeMessage",
+    "encodeDataIndication",
     "encodeMessage",
     "newTransactionId",
 ]
@@ -145,6 +147,9 @@ def _messageType(method: int, messageClass: int) -> int:
     )
 
 
+_DATA_INDICATION_TYPE = _messageType(Method.DATA, MessageClass.INDICATION)
+
+
 def _attribute(attribute, transactionId: bytes) -> bytes:
     """
     @return: one attribute with its header and zero padding to 4 bytes.
@@ -198,6 +203,39 @@ def encodeMessage(
     if fingerprint:
         message += _attribute(Fingerprint(_fingerprint(message)), transactionId)
     return message[:2] + _LENGTH.pack(len(message) - 20) + message[4:]
+
+
+# A Data indication carrying an IPv4 / IPv6 XOR-PEER-ADDRESS, up to DATA's attribute header.
+_DATA_INDICATION_4 = struct.Struct("!HHI12sHHBBHIHH")
+_DATA_INDICATION_6 = struct.Struct("!HHI12sHHBBH16sHH")
+_COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
+
+
+def encodeDataIndication(transactionId: bytes, host: str, port: int, data: bytes) -> bytes:
+    """
+    Encode a Data indication (RFC 8656 section 11.4) with XOR-PEER-ADDRESS and DATA, byte for
+    byte what L{encodeMessage} makes of the same attributes, in one C{struct} call: peer data
+    for clients without a channel goes through here once per datagram.
+
+    @param host: the peer's address as the socket module reports it.
+    """
+    size = len(data)
+    padding = bytes(-size & 3)
+    if ":" in host:
+        packed = int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
+        mask = int.from_bytes(_COOKIE_BYTES + transactionId, "big")
+        header = _DATA_INDICATION_6.pack(
+            _DATA_INDICATION_TYPE, 28 + size + len(padding), MAGIC_COOKIE, transactionId,
+            0x0012, 20, 0, 2, port ^ 0x2112, (packed ^ mask).to_bytes(16, "big"),
+            0x0013, size,
+        )
+    else:
+        packed = int.from_bytes(socket.inet_aton(host), "big")
+        header = _DATA_INDICATION_4.pack(
+            _DATA_INDICATION_TYPE, 16 + size + len(padding), MAGIC_COOKIE, transactionId,
+            0x0012, 8, 0, 1, port ^ 0x2112, packed ^ MAGIC_COOKIE, 0x0013, size,
+        )
+    return header + data + padding
 
 
 def decodeMessage(data: bytes) -> Message:
