@@ -390,6 +390,7 @@ def runUclient(
     messages: int = 50,
     clients: int = 2,
     sendIndications: bool = False,
+    serverHost: str = HOST,
 ) -> UclientResult:
     """
     Run C{turnutils_uclient} against 127.0.0.1: C{clients} clients each allocate an IPv4 relay
@@ -397,6 +398,7 @@ def runUclient(
     peer, by ChannelData or (C{sendIndications}) Send indications (-s).
 
     @param credentials: the authentication flags, e.g. C{("-u", "alice", "-w", "secret")}.
+    @param serverHost: the server address uclient talks to (C{::1} for an IPv6 listener).
     """
     command = [
         requireTool("turnutils_uclient"),
@@ -418,7 +420,7 @@ def runUclient(
         "-c",
         "-X",
         *(["-s"] if sendIndications else []),
-        HOST,
+        serverHost,
     ]
     # stdout and stderr apart: a shared pipe could splice a stderr write into a stats line.
     try:

@@ -1,0 +1,117 @@
+# -*- test-case-name: tests.integration.test_running -*-
+"""
+Running C{twistd turn} as an operator would: from a coturn-style C{turnserver.conf} (with
+options we recognise but do not serve yet), with an IPv6 listener, and with bad options that
+must stop it with a message naming them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.integration.harness import (
+    PASSWORD,
+    REPO_ROOT,
+    TWISTD,
+    USER,
+    requireTool,
+    runUclient,
+)
+
+pytestmark = pytest.mark.integration
+
+COTURN_STYLE_CONF = """\
+# A turnserver.conf as coturn users write it.
+lt-cred-mech
+user={user}:{password}
+fingerprint
+allow-loopback-peers   # the echo peer is on 127.0.0.1
+
+# Recognised, not served yet: the server must start and say so.
+no-tls
+cert=/etc/ssl/turn_server_cert.pem
+udp-gso=false
+"""
+
+
+@pytest.fixture(autouse=True)
+def coturnTools() -> None:
+    requireTool("turnutils_uclient")
+    requireTool("turnutils_peer")
+
+
+def test_coturnConfigFile(turnServer, echoPeer, tmp_path) -> None:
+    """
+    A coturn-style config file (comments, bare flags, key=value) runs: options we do not serve
+    yet are each named in a warning, relaying works with no loss, and relaying 100 datagrams
+    adds no log lines (nothing per packet above debug).
+    """
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(COTURN_STYLE_CONF.format(user=USER, password=PASSWORD))
+    server = turnServer("-c", str(conf))
+    log = server.log()
+    for option in ("no-tls", "cert", "udp-gso"):
+        assert f"Option {option} is recognised but not served yet" in log, log
+    linesBefore = len(server.log().splitlines())
+
+    result = runUclient(server.port, echoPeer.port, ("-u", USER, "-w", PASSWORD),
+                        messages=50, clients=2)
+    assert result.stats == {"sent": 100, "received": 100, "lost": 0, "sendDropped": 0}, result
+    assert len(server.log().splitlines()) - linesBefore < 10, server.log()
+
+
+@pytest.mark.parametrize("sendIndications", [False, True], ids=["channel", "send"])
+def test_ipv6Listener(turnServer, echoPeer, sendIndications) -> None:
+    """
+    A server listening on ::1 as well as 127.0.0.1 serves a client that reaches it over IPv6
+    (relaying to an IPv4 peer), with no loss.
+    """
+    server = turnServer(
+        "--listening-ip", "::1", "--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers"
+    )
+    result = runUclient(
+        server.port, echoPeer.port, ("-u", USER, "-w", PASSWORD), messages=30, clients=1,
+        sendIndications=sendIndications, serverHost="::1",
+    )
+    assert result.stats == {"sent": 30, "received": 30, "lost": 0, "sendDropped": 0}, result
+
+
+def runTwistdTurn(*arguments: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run(
+        [*TWISTD, "-n", "--pidfile=", "turn", *arguments],
+        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        pytest.param(["--min-port", "0"], "--min-port: 0", id="bad-value"),
+        pytest.param(["--no-such-option"], "no-such-option", id="unknown-option"),
+        pytest.param(["--use-auth-secret"], "static-auth-secret", id="missing-secret"),
+    ],
+)
+def test_badCommandLine(arguments, expected) -> None:
+    """
+    A bad option stops twistd before it serves, with a message naming the option.
+    """
+    completed = runTwistdTurn(*arguments)
+    assert completed.returncode != 0
+    assert expected in completed.stdout + completed.stderr, completed
+
+
+def test_badConfigFile(tmp_path) -> None:
+    """
+    An unknown key in the config file stops twistd with a message naming the key and line.
+    """
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text("realm=example.org\n# fine so far\nno-such-key=1\n")
+    completed = runTwistdTurn("-c", str(conf))
+    assert completed.returncode != 0
+    output = completed.stdout + completed.stderr
+    assert "no-such-key" in output and "line 3" in output, output
