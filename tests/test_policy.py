@@ -292,27 +292,42 @@ class PeerPolicyTests(SynchronousTestCase):
         for host in ["127.0.0.2", "10.0.0.6"]:
             self.assertFalse(policy.isAllowed(host), host)
 
-    def test_relayAddressesOnlyOnRelayPorts(self) -> None:
+    def test_relayAddressesOnlyOnOpenRelayPorts(self) -> None:
         """
-        With a port, a relay address is reachable only inside the relay port range, so a
-        client cannot reach the relay host's other services; its permission (no port) is
-        allowed, and it is marked port-restricted unless the operator allows it anyway.
+        With a port, a relay address is reachable only where the server holds a relay socket,
+        so a client cannot reach the relay host's other services, even ones whose port lies in
+        the relay range; its permission (no port) is allowed, and it is marked port-restricted
+        unless the operator allows it anyway.
         """
-        policy = PeerPolicy(relayAddresses=["127.0.0.1"], relayPorts=(49152, 49200))
+        open_ = {("127.0.0.1", 49152), ("127.0.0.1", 49200)}
+        policy = PeerPolicy(
+            relayAddresses=["127.0.0.1"], relayPortOpen=lambda h, p: (h, p) in open_
+        )
         self.assertTrue(policy.isAllowed("127.0.0.1"))
         self.assertTrue(policy.isAllowed("127.0.0.1", 49152))
         self.assertTrue(policy.isAllowed("::ffff:127.0.0.1", 49200))
         self.assertFalse(policy.isAllowed("127.0.0.1", 22))
-        self.assertFalse(policy.isAllowed("127.0.0.1", 49201))
+        self.assertFalse(policy.isAllowed("127.0.0.1", 49153))
         self.assertTrue(policy.isPortRestricted("127.0.0.1"))
         self.assertTrue(policy.isPortRestricted("::ffff:127.0.0.1"))
         self.assertFalse(policy.isPortRestricted("8.8.8.8"))
         self.assertFalse(policy.isPortRestricted("not an address"))
-        opened = PeerPolicy(
-            allowLoopback=True, relayAddresses=["127.0.0.1"], relayPorts=(49152, 49200)
-        )
+        opened = PeerPolicy(allowLoopback=True, relayAddresses=["127.0.0.1"])
         self.assertTrue(opened.isAllowed("127.0.0.1", 22))
         self.assertFalse(opened.isPortRestricted("127.0.0.1"))
+
+    def test_externalAddressMapsToRelay(self) -> None:
+        """
+        An announced (--external-ip) address is checked against the relay sockets of the
+        relay address it maps to.
+        """
+        policy = PeerPolicy(
+            relayAddresses={"10.0.0.5": "10.0.0.5", "192.168.7.7": "10.0.0.5"},
+            relayPortOpen=lambda h, p: (h, p) == ("10.0.0.5", 50000),
+        )
+        self.assertTrue(policy.isAllowed("192.168.7.7", 50000))
+        self.assertFalse(policy.isAllowed("192.168.7.7", 50001))
+        self.assertFalse(policy.isAllowed("192.168.7.8", 50000))
 
     def test_unspecifiedRelayAddressIgnored(self) -> None:
         """

@@ -6,15 +6,19 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_turn.allocation import FiveTuple
 from twisted_turn.protocol import RelayProtocol
+from hypothesis import given, settings, strategies as st
+
 from twisted_turn.stun.attributes import (
     ChannelNumber,
     Data,
+    Lifetime,
     RequestedTransport,
     XorPeerAddress,
+    XorRelayedAddress,
 )
 from twisted_turn.stun.channeldata import decodeChannelData, encodeChannelData
 from twisted_turn.stun.integrity import verifyFingerprint
-from twisted_turn.stun.message import MessageClass, Method, decodeMessage
+from twisted_turn.stun.message import MessageClass, Method, decodeMessage, encodeMessage
 from twisted_turn.testing import FakeUDPTransport, ServerFixture
 
 PEER = ("8.8.8.8", 6000)
@@ -63,8 +67,10 @@ class DataPathTests(SynchronousTestCase):
         """
         ChannelData on a channel whose binding expired is dropped.
         """
+        self.client.request(Method.REFRESH, [Lifetime(3600)])
         self.bind()
         self.fixture.clock.advance(601)
+        self.assertGreater(self.allocation.expiresAt, self.fixture.clock.seconds())
         self.client.send(encodeChannelData(0x4000, b"media"))
         self.assertEqual(self.relay.transport.written, [])
 
@@ -164,6 +170,70 @@ class DataPathTests(SynchronousTestCase):
         self.allocation.clientTransport = FailingTransport()
         self.relay.datagramReceived(b"reply", PEER)
         self.assertEqual(self.server.counters["dropWriteFailed"], 2)
+
+    def test_failedSendIndicationWriteCounted(self):
+        """
+        A Send indication whose write the kernel refuses (port 0, a broadcast address) is
+        counted, not raised.
+        """
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.allocation.relay = FailingTransport()
+        self.client.send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, b"s" * 12,
+                [XorPeerAddress("8.8.8.8", 0), Data(b"x")],
+            )
+        )
+        self.assertEqual(self.server.counters["dropWriteFailed"], 1)
+        self.assertEqual(self.server.counters["internalError"], 0)
+
+    def test_oversizedPeerDatagramDropped(self):
+        """
+        A peer datagram too large for a Data indication is dropped and counted.
+        """
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.relay.datagramReceived(b"x" * 65527, PEER)
+        self.assertEqual(self.client.received(), [])
+        self.assertEqual(self.server.counters["dropWriteFailed"], 1)
+
+    def test_expiredAllocationRelaysNothing(self):
+        """
+        Between its expiry and the next sweep, an allocation relays nothing either way, even
+        when its channel and permission are still valid.
+        """
+        self.bind()
+        self.allocation.expiresAt = self.fixture.clock.seconds() - 1
+        self.client.send(encodeChannelData(0x4000, b"media"))
+        self.relay.datagramReceived(b"reply", PEER)
+        self.assertEqual(self.relay.transport.written, [])
+        self.assertEqual(self.client.received(), [])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=70000), st.sampled_from([PEER, ("8.8.4.4", 1), ("::1", 5)]))
+    def test_peerDataNeverRaises(self, data, peer):
+        """
+        Whatever a peer sends, from wherever, the relay protocol never raises.
+        """
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.relay.datagramReceived(data, peer)
+        self.assertEqual(self.server.counters["internalError"], 0)
+
+    def test_channelToClosedRelayPortDropped(self):
+        """
+        A channel to another allocation's relay socket (the server's own relay address) stops
+        relaying when that relay closes, so it never reaches whatever binds the port next.
+        """
+        other = self.fixture.client(address=("192.0.2.6", 1))
+        response = other.request(Method.ALLOCATE, [RequestedTransport(17)])
+        relayed = response.get(XorRelayedAddress)
+        self.bind(0x4001, (relayed.host, relayed.port))
+        self.client.send(encodeChannelData(0x4001, b"one"))
+        other.request(Method.REFRESH, [Lifetime(0)])
+        self.client.send(encodeChannelData(0x4001, b"two"))
+        self.assertEqual(
+            self.relay.transport.written, [(b"one", (relayed.host, relayed.port))]
+        )
+        self.assertEqual(self.server.counters["dropPeerDenied"], 1)
 
     def test_closeStopsListening(self):
         """

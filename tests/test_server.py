@@ -766,25 +766,35 @@ class SendIndicationTests(ServerTestMixin, SynchronousTestCase):
     def test_relayHostOnlyOnRelayPorts(self):
         """
         The server's own relay address (inside a denied range here) is a permitted peer, but
-        only its relay ports are reachable: a Send indication to another port is dropped and
-        counted, and a channel to one gets 403.
+        only the ports of its open relay sockets are reachable: a Send indication to another
+        port, even inside the relay range, is dropped and counted, and a channel to one gets
+        403.
         """
         self.allocate()
-        relayHost = "203.0.113.10"
+        other = self.fixture.client(address=("192.0.2.6", 1))
+        otherRelay = other.request(Method.ALLOCATE, [UDP]).get(XorRelayedAddress)
+        relayHost, relayPort = otherRelay.host, otherRelay.port
+        freePort = next(
+            port for port in range(50000, 50100)
+            if port not in self.fixture.relays.inUse[relayHost]
+        )
         response = self.client.request(
             Method.CREATE_PERMISSION, [XorPeerAddress(relayHost, 22)]
         )
         self.assertEqual(response.messageClass, MessageClass.SUCCESS)
-        self.sendIndication((relayHost, 50050), b"to a relay")
+        self.sendIndication((relayHost, freePort), b"to a foreign socket")
+        self.sendIndication((relayHost, relayPort), b"to a relay")
         self.sendIndication((relayHost, 22), b"to ssh")
-        self.assertEqual(self.relayTransport().written, [(b"to a relay", (relayHost, 50050))])
-        self.assertEqual(self.server.counters["dropPeerDenied"], 1)
+        self.assertEqual(
+            self.relayTransport().written, [(b"to a relay", (relayHost, relayPort))]
+        )
+        self.assertEqual(self.server.counters["dropPeerDenied"], 2)
         bind = self.client.request(
             Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(relayHost, 22)]
         )
         self.assertEqual(errorCode(bind), 403)
         bind = self.client.request(
-            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(relayHost, 50050)]
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(relayHost, relayPort)]
         )
         self.assertEqual(bind.messageClass, MessageClass.SUCCESS)
 

@@ -699,3 +699,12 @@ class DataIndicationTests(SynchronousTestCase):
                 [XorPeerAddress(host, port), Data(data)],
             ),
         )
+
+    def test_fastEncoderRefusesOversizedData(self):
+        """
+        Data that cannot fit in one STUN message is refused with L{ValueError}, and the
+        largest that fits is encoded.
+        """
+        self.assertRaises(ValueError, encodeDataIndication, b"t" * 12, "::1", 1, b"x" * 65505)
+        message = encodeDataIndication(b"t" * 12, "::1", 1, b"x" * 65504)
+        self.assertEqual(len(message), 20 + 28 + 65504)

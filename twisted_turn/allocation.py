@@ -54,14 +54,18 @@ class ChannelBinding:
     A channel number bound to a peer transport address (RFC 8656 section 12).
 
     @ivar expiresAt: when the binding stops relaying data.
+    @ivar restricted: the peer is a relay address reachable only on open relay ports.
     """
 
-    __slots__ = ("number", "peer", "expiresAt", "header")
+    __slots__ = ("number", "peer", "expiresAt", "header", "restricted")
 
     def __init__(self, number: int, peer: Address, expiresAt: float) -> None:
         self.number = number
         self.peer = peer
         self.expiresAt = expiresAt
+        # The peer is one of the server's own relay addresses: each datagram is checked
+        # against the relay sockets open now, since the one bound to may have closed.
+        self.restricted = False
         # Precomputed so that wrapping a peer datagram costs one struct call less.
         self.header = bytes((number >> 8, number & 0xFF))
 

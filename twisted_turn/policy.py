@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 __all__ = ["AddressRange", "PeerPolicy", "canonicalPeer", "parseAddressRange"]
 
@@ -171,8 +171,9 @@ class PeerPolicy:
     Decide whether a client may reach a peer address.
 
     The order: the address is canonicalised (L{canonicalPeer}; an unparseable one is refused);
-    an C{allowed} range wins; the server's own relay addresses are reachable on the relay port
-    range only, so relay-to-relay works without opening the other services of the relay host;
+    an C{allowed} range wins; the server's own relay addresses are reachable on the ports of
+    its open relay sockets only, so relay-to-relay works without opening the other services of
+    the relay host;
     then the default deny list and the C{denied} ranges refuse; anything else is allowed.
     """
 
@@ -182,8 +183,8 @@ class PeerPolicy:
         noMulticast: bool = True,
         allowed: Iterable[str] = (),
         denied: Iterable[str] = (),
-        relayAddresses: Iterable[str] = (),
-        relayPorts: Tuple[int, int] = (0, 65535),
+        relayAddresses: Union[Iterable[str], Mapping[str, str]] = (),
+        relayPortOpen: Callable[[str, int], bool] = lambda host, port: False,
     ) -> None:
         """
         @param allowLoopback: do not deny C{127.0.0.0/8} and C{::1} (coturn's
@@ -193,18 +194,23 @@ class PeerPolicy:
         @param allowed: ranges (L{parseAddressRange} syntax) that are reachable even when denied.
         @param denied: ranges denied in addition to the defaults.
         @param relayAddresses: the server's relay addresses, reachable even when denied but only
-            on C{relayPorts}; an unspecified address (C{0.0.0.0}, C{::}) is ignored since
-            sending to it reaches the local host.
-        @param relayPorts: C{(minPort, maxPort)}, the relay port range.
+            on ports where C{relayPortOpen} says a relay socket is open; either the addresses,
+            or a mapping of each address a client may use (relay or --external-ip address) to
+            the relay address bound.  An unspecified address (C{0.0.0.0}, C{::}) is ignored
+            since sending to it reaches the local host.
+        @param relayPortOpen: C{relayPortOpen(relayHost, port)}: does this server hold a relay
+            socket there?  Without it, relay addresses pass only for permissions.
         @raise ValueError: a range or relay address does not parse.
         """
         deniedTexts = _DEFAULT_DENIED + (() if allowLoopback else _LOOPBACK)
-        self._relays = frozenset(
-            address
-            for address in (canonicalPeer(host) for host in relayAddresses)
-            if not address.is_unspecified
-        )
-        self._relayPorts = relayPorts
+        if not isinstance(relayAddresses, Mapping):
+            relayAddresses = {host: host for host in relayAddresses}
+        self._relays: Dict[IPAddress, str] = {
+            canonicalPeer(announced): bound
+            for announced, bound in relayAddresses.items()
+            if not canonicalPeer(announced).is_unspecified
+        }
+        self._relayPortOpen = relayPortOpen
         self._reachable = _RangeSet(parseAddressRange(text) for text in allowed)
         self._denied = _RangeSet(parseAddressRange(text) for text in (*deniedTexts, *denied))
 
@@ -224,16 +230,16 @@ class PeerPolicy:
             return False
         if address in self._reachable:
             return True
-        if address in self._relays and (
-            port is None or self._relayPorts[0] <= port <= self._relayPorts[1]
-        ):
+        bound = self._relays.get(address)
+        if bound is not None and (port is None or self._relayPortOpen(bound, port)):
             return True
         return address not in self._denied
 
     def isPortRestricted(self, host: str) -> bool:
         """
         Whether sends to C{host} must pass L{isAllowed} with their port: true for a relay
-        address the policy would otherwise refuse, whose permission covers only relay ports.
+        address the policy would otherwise refuse, whose permission covers only the ports of
+        open relay sockets.
         """
         try:
             address = canonicalPeer(host)

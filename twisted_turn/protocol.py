@@ -25,6 +25,17 @@ _IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", None)
 _IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
 
 
+def reportInternalError(counters: Any) -> None:
+    """
+    Count an unexpected exception and log it, with its traceback, for the first few and then
+    every thousandth: a bug that a packet can trigger must not become a way to flood the log.
+    """
+    counters["internalError"] += 1
+    count = counters["internalError"]
+    if count <= 10 or count % 1000 == 0:
+        _log.failure("Unexpected error handling a datagram ({count} so far)", count=count)
+
+
 class ListenerProtocol(DatagramProtocol):
     """
     A client-facing UDP socket: ChannelData is relayed to the bound peer, STUN goes to the
@@ -54,12 +65,16 @@ class ListenerProtocol(DatagramProtocol):
                 self._counters["dropChannelNoAllocation"] += 1
                 return
             binding = allocation.channels.get((first << 8) | data[1])
-            if binding is None or binding.expiresAt < self._clock.seconds():
+            now = self._clock.seconds()
+            if binding is None or binding.expiresAt < now or allocation.expiresAt < now:
                 self._counters["dropChannelUnbound"] += 1
                 return
             length = (data[2] << 8) | data[3]
             if length > len(data) - 4:
                 self._counters["dropChannelMalformed"] += 1
+                return
+            if binding.restricted and not self._server.peerReachable(binding.peer):
+                self._counters["dropPeerDenied"] += 1
                 return
             try:
                 allocation.relay.write(data[4 : 4 + length], binding.peer)
@@ -69,8 +84,7 @@ class ListenerProtocol(DatagramProtocol):
             try:
                 self._server.handleStun(data, self.transport, addr, self.serverAddress)
             except Exception:
-                self._counters["internalError"] += 1
-                _log.failure("Unexpected error handling a STUN message")
+                reportInternalError(self._counters)
         else:
             self._counters["dropNotStun"] += 1
 
@@ -119,15 +133,17 @@ class RelayProtocol(DatagramProtocol):
             self._counters["dropRelayUnattached"] += 1
             return
         now = self._clock.seconds()
-        if allocation.permissions.get(addr[0], -1.0) < now:
+        if allocation.permissions.get(addr[0], -1.0) < now or allocation.expiresAt < now:
             self._counters["dropPeerNoPermission"] += 1
             return
         binding = allocation.peerChannels.get(addr)
-        if binding is not None and binding.expiresAt >= now:
-            message = binding.header + len(data).to_bytes(2, "big") + data
-        else:
-            message = self._server.dataIndication(addr, data)
+        # Building the message is inside the try too: a datagram too large for the client's
+        # framing (a 65527-byte IPv6 datagram as a Data indication) fails there.
         try:
+            if binding is not None and binding.expiresAt >= now:
+                message = binding.header + len(data).to_bytes(2, "big") + data
+            else:
+                message = self._server.dataIndication(addr, data)
             allocation.clientTransport.write(message, allocation.client)
         except Exception:
             self._counters["dropWriteFailed"] += 1

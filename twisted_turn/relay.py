@@ -79,6 +79,15 @@ class RelayPortAllocator:
     def relayHosts(self) -> Tuple[str, ...]:
         return tuple(self._hostByFamily.values())
 
+    def holds(self, host: str, port: int) -> bool:
+        """
+        Whether this server has a relay socket (an allocation's or a reservation's) open on
+        C{host} and C{port}: the peer policy lets clients reach those, and only those, ports of
+        the relay address.
+        """
+        ports = self.inUse.get(host)
+        return ports is not None and port in ports
+
     def _candidates(self, host: str, even: bool, pair: bool) -> Iterator[int]:
         used = self.inUse[host]
         low, high = self._minPort, self._maxPort

@@ -559,8 +559,9 @@ class TurnServer:
             raise StunError(400, "Channel or peer already bound")
         if host not in allocation.permissions and len(allocation.permissions) >= MAX_PERMISSIONS:
             raise StunError(508, "Too many permissions")
-        allocation.bindChannel(channel.number, peerAddress, now + self._channelLifetime)
+        binding = allocation.bindChannel(channel.number, peerAddress, now + self._channelLifetime)
         self._permit(allocation, host, now)
+        binding.restricted = host in allocation.restrictedPeers
         self._reply(request, transport, fiveTuple.client, [], credentials)
 
     # -- indications ---------------------------------------------------------------------------
@@ -587,7 +588,18 @@ class TurnServer:
         ):
             self.counters["dropPeerDenied"] += 1
             return
-        allocation.relay.write(data.value, (peer.host, peer.port))
+        try:
+            allocation.relay.write(data.value, (peer.host, peer.port))
+        except Exception:
+            # Port 0, a broadcast address, a datagram too large: the kernel refuses.
+            self.counters["dropWriteFailed"] += 1
+
+    def peerReachable(self, peer: Address) -> bool:
+        """
+        Whether the policy lets data go to C{peer} now (for channels to the server's own relay
+        addresses, whose sockets come and go).
+        """
+        return self._policy.isAllowed(peer[0], peer[1])
 
     def dataIndication(self, peer: Address, data: bytes) -> bytes:
         """

@@ -133,13 +133,19 @@ class TurnService(MultiService):
             authSecrets=config.staticAuthSecrets,
             restSeparator=config.restApiSeparator,
         )
+        relays = RelayPortAllocator(
+            self._openRelay, tuple(self.relayHosts), config.minPort, config.maxPort
+        )
         policy = PeerPolicy(
             allowLoopback=config.allowLoopbackPeers,
             noMulticast=config.noMulticastPeers,
             allowed=config.allowedPeerIps,
             denied=config.deniedPeerIps,
-            relayAddresses=tuple(self.relayHosts) + tuple(self.externalAddresses.values()),
-            relayPorts=(config.minPort, config.maxPort),
+            relayAddresses={
+                **{host: host for host in self.relayHosts},
+                **{public: private for private, public in self.externalAddresses.items()},
+            },
+            relayPortOpen=relays.holds,
         )
         self.server = TurnServer(
             clock=reactor,
@@ -150,9 +156,7 @@ class TurnService(MultiService):
                 FEATURE_PASSWORD_ALGORITHMS | FEATURE_USERNAME_ANONYMITY,
             ),
             policy=policy,
-            relays=RelayPortAllocator(
-                self._openRelay, tuple(self.relayHosts), config.minPort, config.maxPort
-            ),
+            relays=relays,
             realm=config.realm,
             noAuth=config.noAuth,
             software=config.softwareAttribute,

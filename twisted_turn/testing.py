@@ -114,7 +114,7 @@ class ServerFixture:
             authenticator=Authenticator(realm, users=users, authSecrets=authSecrets),
             nonces=NonceManager(nonceSecret, 600, 0),
             policy=policy
-            or PeerPolicy(relayAddresses=tuple(relayHosts), relayPorts=(minPort, maxPort)),
+            or PeerPolicy(relayAddresses=tuple(relayHosts), relayPortOpen=self.relays.holds),
             relays=self.relays,
             realm=realm,
             **serverOptions,

@@ -209,6 +209,8 @@ def encodeMessage(
 _DATA_INDICATION_4 = struct.Struct("!HHI12sHHBBHIHH")
 _DATA_INDICATION_6 = struct.Struct("!HHI12sHHBBH16sHH")
 _COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
+# The message length field is 16 bits; an IPv6 XOR-PEER-ADDRESS and DATA's header take 28.
+_DATA_INDICATION_MAX = 0xFFFF - 28 - 3
 
 
 def encodeDataIndication(transactionId: bytes, host: str, port: int, data: bytes) -> bytes:
@@ -218,8 +220,11 @@ def encodeDataIndication(transactionId: bytes, host: str, port: int, data: bytes
     for clients without a channel goes through here once per datagram.
 
     @param host: the peer's address as the socket module reports it.
+    @raise ValueError: C{data} does not fit in one STUN message with the peer address.
     """
     size = len(data)
+    if size > _DATA_INDICATION_MAX:
+        raise ValueError(f"{size} bytes of data do not fit in a Data indication")
     padding = bytes(-size & 3)
     if ":" in host:
         packed = int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
