@@ -2,7 +2,10 @@
 Tests for L{twisted_turn.protocol}: the data path in both directions.
 """
 
-from twisted.trial.unittest import SynchronousTestCase
+import socket
+import sys
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_turn.allocation import FiveTuple
 from twisted_turn.protocol import RelayProtocol
@@ -234,6 +237,27 @@ class DataPathTests(SynchronousTestCase):
             self.relay.transport.written, [(b"one", (relayed.host, relayed.port))]
         )
         self.assertEqual(self.server.counters["dropPeerDenied"], 1)
+
+    def test_setDontFragment(self):
+        """
+        On Linux, DONT-FRAGMENT sets IP_PMTUDISC_DO on an IPv4 relay socket and IPV6_DONTFRAG
+        on an IPv6 one; without a socket it reports failure.
+        """
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("DONT-FRAGMENT is served on Linux only")
+        for family, level, option, value in [
+            (socket.AF_INET, socket.IPPROTO_IP, 10, 2),
+            (socket.AF_INET6, socket.IPPROTO_IPV6, 62, 1),
+        ]:
+            protocol = RelayProtocol(self.server, self.fixture.clock)
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            self.addCleanup(sock.close)
+            protocol.makeConnection(FakeUDPTransport("::1", 1, sock))
+            self.assertTrue(protocol.setDontFragment())
+            self.assertEqual(sock.getsockopt(level, option), value)
+        bare = RelayProtocol(self.server, self.fixture.clock)
+        bare.makeConnection(FakeUDPTransport())
+        self.assertFalse(bare.setDontFragment())
 
     def test_closeStopsListening(self):
         """

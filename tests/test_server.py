@@ -5,10 +5,12 @@ listener protocol on fake transports with a L{Clock}.
 
 import hashlib
 import hmac
+import socket
+import sys
 from base64 import b64encode
 
 from hypothesis import given, settings, strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_turn.allocation import FiveTuple
 from twisted_turn.auth import PasswordAlgorithm, longTermKey
@@ -555,11 +557,28 @@ class AllocateTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(len(fixture.relayFactory.open), 2)
         self.assertEqual(len(fixture.server.table), 2)
 
-    def test_dontFragmentAccepted(self):
+    def test_dontFragmentSetsDF(self):
         """
-        DONT-FRAGMENT is understood (no 420).
+        DONT-FRAGMENT makes the relay socket refuse to fragment (IP_PMTUDISC_DO on Linux).
         """
-        self.allocate(attributes=[UDP, DontFragment()])
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("DONT-FRAGMENT is served on Linux only")
+        fixture = ServerFixture(realSockets=True)
+        response = fixture.client().request(Method.ALLOCATE, [UDP, DontFragment()])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        [relay] = fixture.relayFactory.open.values()
+        self.assertEqual(relay.transport.socket.getsockopt(socket.IPPROTO_IP, 10), 2)
+
+    def test_dontFragmentUnsupported(self):
+        """
+        Where the relay socket cannot refuse to fragment, DONT-FRAGMENT gets 420 naming it,
+        and the relay port opened for the attempt is freed.
+        """
+        response = self.client.request(Method.ALLOCATE, [UDP, DontFragment()])
+        self.assertEqual(errorCode(response), 420)
+        self.assertEqual(response.get(UnknownAttributes).types, (0x001A,))
+        self.assertEqual(self.fixture.relayFactory.open, {})
+        self.assertEqual(self.fixture.relays.inUse["203.0.113.10"], set())
 
 
 class RefreshTests(ServerTestMixin, SynchronousTestCase):

@@ -88,7 +88,7 @@ class Allocation:
     __slots__ = (
         "fiveTuple", "client", "username", "key", "sha256", "relayAddress", "externalAddress",
         "expiresAt", "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
-        "clientTransport", "allocateTransactionId", "allocateResponse", "dontFragment",
+        "clientTransport", "allocateTransactionId", "allocateResponse",
     )
 
     def __init__(
@@ -119,7 +119,6 @@ class Allocation:
         self.clientTransport: Any = None
         self.allocateTransactionId = b""
         self.allocateResponse = b""
-        self.dontFragment = False
 
     def installPermission(self, peerHost: str, expiresAt: float) -> None:
         """

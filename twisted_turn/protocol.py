@@ -11,6 +11,7 @@ fails is counted and dropped.
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
@@ -20,9 +21,17 @@ from twisted_turn.allocation import Address
 
 _log = makeLogger(__name__)
 
-# Linux values; other platforms simply do not offer DONT-FRAGMENT.
-_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", None)
-_IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
+# The socket module lacks these constants, so Linux's values (linux/in.h, linux/in6.h):
+# IP_MTU_DISCOVER = IP_PMTUDISC_DO sets DF on IPv4; IPV6_DONTFRAG = 1 refuses to fragment IPv6.
+# Elsewhere DONT-FRAGMENT is answered with 420, as RFC 8656 section 7.2 asks.
+_DONT_FRAGMENT = (
+    {
+        socket.AF_INET: (socket.IPPROTO_IP, 10, 2),
+        socket.AF_INET6: (socket.IPPROTO_IPV6, 62, 1),
+    }
+    if sys.platform.startswith("linux")
+    else {}
+)
 
 
 def reportInternalError(counters: Any) -> None:
@@ -119,11 +128,13 @@ class RelayProtocol(DatagramProtocol):
         """
         Set the DF bit on relayed datagrams (DONT-FRAGMENT); C{False} where unsupported.
         """
-        if _IP_MTU_DISCOVER is None:
+        sock = getattr(self.transport, "socket", None)
+        option = None if sock is None else _DONT_FRAGMENT.get(sock.family)
+        if option is None:
             return False
         try:
-            self.transport.socket.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
-        except (AttributeError, OSError):
+            sock.setsockopt(*option)
+        except OSError:
             return False
         return True
 

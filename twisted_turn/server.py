@@ -442,11 +442,12 @@ class TurnServer:
             (self._external.get(host, host), port),
             now + lifetime,
         )
+        if request.get(DontFragment) is not None and not handle.setDontFragment():
+            self.relays.release(host, port, handle)
+            raise StunError(420, extra=(UnknownAttributes((DontFragment.TYPE,)),))
         allocation.relay = handle.transport
         allocation.relayPort = handle
         allocation.clientTransport = transport
-        if request.get(DontFragment) is not None:
-            allocation.dontFragment = handle.setDontFragment()
         handle.attach(allocation)
         self.table.add(allocation)
         self.counters["allocations"] += 1

@@ -8,6 +8,7 @@ long-term-credential client that drives a listener protocol.
 from __future__ import annotations
 
 import errno
+import socket
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -38,9 +39,14 @@ class FakeUDPTransport:
     @ivar written: C{(data, addr)} pairs in order.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 3478) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 3478, sock: Any = None) -> None:
+        """
+        @param sock: a real (unbound) socket to expose as C{socket}, for code that sets
+            socket options; it is closed by L{stopListening}.
+        """
         self.host = host
         self.port = port
+        self.socket = sock
         self.written: List[Tuple[bytes, Address]] = []
         self.stopped = False
         self.onStop: Any = None
@@ -56,6 +62,8 @@ class FakeUDPTransport:
 
     def stopListening(self) -> None:
         self.stopped = True
+        if self.socket is not None:
+            self.socket.close()
         if self.onStop is not None:
             self.onStop()
 
@@ -67,10 +75,13 @@ class MemoryRelayFactory:
 
     @ivar open: C{(host, port)} to the protocol, for ports currently open.
     @ivar busy: C{(host, port)} pairs whose bind fails with C{EADDRINUSE}.
+    @ivar realSockets: give each transport a real, unbound socket of the relay's family (for
+        socket options such as DONT-FRAGMENT).
     """
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Any, realSockets: bool = False) -> None:
         self.clock = clock
+        self.realSockets = realSockets
         self.server: Any = None
         self.open: Dict[Address, RelayProtocol] = {}
         self.busy: Set[Address] = set()
@@ -79,7 +90,11 @@ class MemoryRelayFactory:
         if (host, port) in self.busy or (host, port) in self.open:
             raise OSError(errno.EADDRINUSE, "Address already in use")
         protocol = RelayProtocol(self.server, self.clock)
-        transport = FakeUDPTransport(host, port)
+        sock = None
+        if self.realSockets:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        transport = FakeUDPTransport(host, port, sock)
         transport.onStop = lambda: self.open.pop((host, port), None)
         protocol.makeConnection(transport)
         self.open[(host, port)] = protocol
@@ -102,11 +117,12 @@ class ServerFixture:
         realm: str = "example.org",
         policy: Optional[PeerPolicy] = None,
         nonceSecret: bytes = b"n" * 32,
+        realSockets: bool = False,
         **serverOptions: Any,
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        self.relayFactory = MemoryRelayFactory(self.clock)
+        self.relayFactory = MemoryRelayFactory(self.clock, realSockets)
         self.relays = RelayPortAllocator(self.relayFactory, tuple(relayHosts), minPort, maxPort)
         self.realm = realm
         self.server = TurnServer(
