@@ -28,8 +28,11 @@ class FakeOpener:
     def __init__(self):
         self.busy = set()
         self.opened = []
+        self.error = None
 
     def __call__(self, host, port):
+        if self.error is not None:
+            raise OSError(self.error, "cannot")
         if port in self.busy:
             raise OSError(errno.EADDRINUSE, "in use")
         handle = FakeHandle(host, port)
@@ -80,6 +83,29 @@ class RelayPortAllocatorTests(SynchronousTestCase):
         self.opener.busy = set(range(50000, 50009))
         self.assertEqual(self.allocator.open(1, 0.0)[2], 50009)
         self.assertRaises(NoRelayPort, self.allocator.open, 1, 0.0)
+
+    def test_otherErrorsStopTheSearch(self):
+        """
+        A bind error that no other port would avoid (out of file descriptors) ends the search
+        at once with L{NoRelayPort}, instead of trying every port of the range.
+        """
+        self.opener.error = errno.EMFILE
+        error = self.assertRaises(NoRelayPort, self.allocator.open, 1, 0.0)
+        self.assertIn("cannot open a relay socket", str(error))
+        self.assertEqual(self.opener.opened, [])
+
+    def test_reservationOwners(self):
+        """
+        Reservations are counted per owner and in all, until claimed or expired.
+        """
+        _, _, _, first = self.allocator.open(1, 0.0, even=True, reserveNext=True, owner="a")
+        self.allocator.open(1, 0.0, even=True, reserveNext=True, owner="b")
+        self.assertEqual(self.allocator.reservationCount(), 2)
+        self.assertEqual(self.allocator.reservationCount("a", anyOwner=False), 1)
+        self.allocator.takeReservation(first, 1.0)
+        self.assertEqual(self.allocator.reservationCount("a", anyOwner=False), 0)
+        self.allocator.sweep(RESERVATION_LIFETIME + 1)
+        self.assertEqual(self.allocator.reservationCount(), 0)
 
     def test_evenPort(self):
         """

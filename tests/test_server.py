@@ -532,6 +532,26 @@ class AllocateTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(second.request(Method.ALLOCATE, [UDP]).messageClass,
                          MessageClass.SUCCESS)
 
+    def test_reservationsCountAgainstQuota(self):
+        """
+        An EVEN-PORT reservation counts against its maker's quota, so reserving and deleting in
+        a loop cannot hold ports past it; claiming the reservation costs nothing more.
+        """
+        fixture = ServerFixture(userQuota=2)
+        client = fixture.client()
+        response = client.request(Method.ALLOCATE, [UDP, EvenPort(True)])
+        token = response.get(ReservationToken).token
+        client.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(
+            client.request(Method.ALLOCATE, [UDP, EvenPort(True)]).messageClass,
+            MessageClass.SUCCESS,
+        )
+        client.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(errorCode(client.request(Method.ALLOCATE, [UDP, EvenPort(True)])), 486)
+        other = fixture.client(address=("192.0.2.9", 1))
+        claimed = other.request(Method.ALLOCATE, [UDP, ReservationToken(token)])
+        self.assertEqual(claimed.messageClass, MessageClass.SUCCESS)
+
     def test_totalQuota(self):
         """
         Past the total quota, Allocate gets 486 whoever asks.

@@ -201,6 +201,36 @@ class TurnServiceTests(SynchronousTestCase):
             raise SkipTest("no interface enumeration on this platform")
         self.assertIn("127.0.0.1", _interfaceAddresses())
 
+    def test_raiseFileLimit(self):
+        """
+        The soft open-file limit is raised toward what the relay range needs, capped by the
+        hard limit; the service warns when the range still does not fit.
+        """
+        import resource
+
+        from twisted_turn import service as serviceModule
+
+        limits = {"value": (1024, 4096)}
+        self.patch(resource, "getrlimit", lambda which: limits["value"])
+
+        def setrlimit(which, value):
+            limits["value"] = value
+
+        self.patch(resource, "setrlimit", setrlimit)
+        self.assertEqual(serviceModule.raiseFileLimit(2000), 2000)
+        self.assertEqual(limits["value"], (2000, 4096))
+        self.assertEqual(serviceModule.raiseFileLimit(100000), 4096)
+        self.assertEqual(serviceModule.raiseFileLimit(10), 4096)
+
+        limits["value"] = (1024, 1024)
+        service = self.makeService(minPort=40000, maxPort=49999)
+        with capturedLogs() as events:
+            service.startService()
+        service.stopService()
+        self.assertTrue(
+            any(e.get("limit") == 1024 and e.get("wanted") == 10064 for e in events), events
+        )
+
     def test_configOrOptions(self):
         """
         The service takes a L{TurnConfig} or keyword options, not both; bad options raise

@@ -10,6 +10,7 @@ L{OSError} when the port cannot be bound.  The Twisted adapter is in L{twisted_t
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import secrets
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
@@ -21,6 +22,11 @@ RESERVATION_LIFETIME = 30.0
 RANDOM_PICKS = 32
 
 
+#: Bind errors that mean "this port, not another": try the next one.  Anything else (out of
+#: file descriptors, say) would fail for every port, so the search stops at once.
+_PORT_TAKEN = frozenset({errno.EADDRINUSE, errno.EACCES})
+
+
 class NoRelayPort(Exception):
     """
     No relay port could be opened (the range is exhausted or every bind failed): 508.
@@ -28,13 +34,16 @@ class NoRelayPort(Exception):
 
 
 class Reservation:
-    __slots__ = ("host", "port", "handle", "expiresAt")
+    __slots__ = ("host", "port", "handle", "expiresAt", "owner")
 
-    def __init__(self, host: str, port: int, handle: Any, expiresAt: float) -> None:
+    def __init__(
+        self, host: str, port: int, handle: Any, expiresAt: float, owner: Optional[str]
+    ) -> None:
         self.host = host
         self.port = port
         self.handle = handle
         self.expiresAt = expiresAt
+        self.owner = owner
 
 
 def addressFamily(host: str) -> int:
@@ -68,6 +77,7 @@ class RelayPortAllocator:
         self._random = random if random is not None else secrets.SystemRandom()
         self.inUse: Dict[str, Set[int]] = {host: set() for host in self._hostByFamily.values()}
         self._reservations: Dict[bytes, Reservation] = {}
+        self._reservationsByOwner: Dict[Optional[str], int] = {}
 
     def hostFor(self, family: int) -> Optional[str]:
         """
@@ -114,12 +124,40 @@ class RelayPortAllocator:
                 yield port
 
     def _bind(self, host: str, port: int) -> Any:
-        handle = self._opener(host, port)
+        try:
+            handle = self._opener(host, port)
+        except OSError as e:
+            if e.errno in _PORT_TAKEN:
+                raise
+            raise NoRelayPort(f"cannot open a relay socket on {host}: {e}") from e
         self.inUse[host].add(port)
         return handle
 
+    def reservationCount(self, owner: Any = None, anyOwner: bool = True) -> int:
+        """
+        How many ports are held by reservations: all of them, or (C{anyOwner=False}) those
+        C{owner} made, so that quotas count them like allocations.
+        """
+        if anyOwner:
+            return len(self._reservations)
+        return self._reservationsByOwner.get(owner, 0)
+
+    def _forget(self, token: bytes) -> Reservation:
+        reservation = self._reservations.pop(token)
+        remaining = self._reservationsByOwner[reservation.owner] - 1
+        if remaining:
+            self._reservationsByOwner[reservation.owner] = remaining
+        else:
+            del self._reservationsByOwner[reservation.owner]
+        return reservation
+
     def open(
-        self, family: int, now: float, even: bool = False, reserveNext: bool = False
+        self,
+        family: int,
+        now: float,
+        even: bool = False,
+        reserveNext: bool = False,
+        owner: Optional[str] = None,
     ) -> Tuple[Any, str, int, Optional[bytes]]:
         """
         Open a relay socket.
@@ -127,8 +165,10 @@ class RelayPortAllocator:
         @param even: EVEN-PORT was requested: the port is even.
         @param reserveNext: EVEN-PORT's R bit: also hold C{port + 1} for a later Allocate
             carrying the returned token.
+        @param owner: who the reservation counts against (see L{reservationCount}).
         @return: C{(handle, host, port, token)}; C{token} is L{None} unless C{reserveNext}.
-        @raise NoRelayPort: nothing could be bound.
+        @raise NoRelayPort: nothing could be bound, or binding failed for a reason that no
+            other port would avoid.
         @raise KeyError: the server has no relay address of C{family}.
         """
         host = self._hostByFamily[family]
@@ -146,8 +186,9 @@ class RelayPortAllocator:
                 continue
             token = secrets.token_bytes(8)
             self._reservations[token] = Reservation(
-                host, port + 1, reserved, now + RESERVATION_LIFETIME
+                host, port + 1, reserved, now + RESERVATION_LIFETIME, owner
             )
+            self._reservationsByOwner[owner] = self._reservationsByOwner.get(owner, 0) + 1
             return handle, host, port, token
         raise NoRelayPort(f"no free relay port on {host} in {self._minPort}-{self._maxPort}")
 
@@ -155,9 +196,9 @@ class RelayPortAllocator:
         """
         Claim the socket held for C{token}; L{None} if the token is unknown or expired.
         """
-        reservation = self._reservations.pop(token, None)
-        if reservation is None:
+        if token not in self._reservations:
             return None
+        reservation = self._forget(token)
         if reservation.expiresAt < now:
             self.release(reservation.host, reservation.port, reservation.handle)
             return None
@@ -179,7 +220,7 @@ class RelayPortAllocator:
             if reservation.expiresAt < now
         ]
         for token in expired:
-            reservation = self._reservations.pop(token)
+            reservation = self._forget(token)
             self.release(reservation.host, reservation.port, reservation.handle)
         return len(expired)
 

@@ -370,6 +370,20 @@ class TurnServer:
             lifetime = max(min(requested.seconds, self._maxLifetime), DEFAULT_LIFETIME)
         return min(lifetime, self._maxLifetime)
 
+    def _checkQuotas(self, user: Optional[str]) -> None:
+        """
+        @raise StunError: 486 past --user-quota or --total-quota.  Reserved EVEN-PORT sockets
+            count like allocations, or reserving and deleting in a loop would hold ports past
+            any quota.
+        """
+        if self._userQuota and (
+            self.table.countForUser(user) + self.relays.reservationCount(user, anyOwner=False)
+            >= self._userQuota
+        ):
+            raise StunError(486)
+        if self._totalQuota and len(self.table) + self.relays.reservationCount() >= self._totalQuota:
+            raise StunError(486)
+
     def _allocate(
         self,
         request: Message,
@@ -409,24 +423,23 @@ class TurnServer:
         family = requestedFamily.family if requestedFamily is not None else 1
         if family not in (1, 2) or self.relays.hostFor(family) is None:
             raise StunError(440)
-        if self._userQuota and self.table.countForUser(credentials.username) >= self._userQuota:
-            raise StunError(486)
-        if self._totalQuota and len(self.table) >= self._totalQuota:
-            raise StunError(486)
-
+        user = credentials.username
         newToken = None
         if token is not None:
+            # The reservation was counted against the quotas when it was made.
             claimed = self.relays.takeReservation(token.token, now)
             if claimed is None:
                 raise StunError(508, "Invalid or expired RESERVATION-TOKEN")
             handle, host, port = claimed
         else:
+            self._checkQuotas(user)
             try:
                 handle, host, port, newToken = self.relays.open(
                     family,
                     now,
                     even=evenPort is not None,
                     reserveNext=evenPort is not None and evenPort.reserve,
+                    owner=user,
                 )
             except NoRelayPort:
                 self.counters["noRelayPort"] += 1

@@ -38,6 +38,9 @@ SWEEP_INTERVAL = 5.0
 
 _SIOCGIFADDR = 0x8915
 
+#: Descriptors beyond the relay ports: listeners, log files, the reactor's own.
+FILE_MARGIN = 64
+
 #: Largest UDP payload we accept; Twisted's default (8192) would truncate jumbo ChannelData.
 MAX_DATAGRAM = 65535
 
@@ -86,6 +89,29 @@ def defaultRelayHost() -> str:
         if not (address.is_loopback or address.is_link_local or address.is_unspecified):
             return host
     return "127.0.0.1"
+
+
+def raiseFileLimit(wanted: int) -> Optional[int]:
+    """
+    Raise the soft limit on open files towards C{wanted} (one descriptor per relay port, plus
+    a margin), as far as the hard limit allows.  The usual soft limit, 1024, is far below the
+    default relay range of 16384 ports.
+
+    @return: the soft limit now in force, or L{None} where there are no such limits.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 class TurnService(MultiService):
@@ -203,7 +229,8 @@ class TurnService(MultiService):
         try:
             self._reactor.listenUDP(port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM)
         except CannotListenError as e:
-            raise OSError(str(e)) from e
+            # Keep the errno: the allocator tells "port taken" from "cannot open any socket".
+            raise OSError(getattr(e.socketError, "errno", None), str(e)) from e
         return protocol
 
     # -- running -------------------------------------------------------------------------------
@@ -222,6 +249,15 @@ class TurnService(MultiService):
             _log.warn(
                 "Option {option} is recognised but not served yet by twisted-turn; ignoring it",
                 option=name,
+            )
+        wanted = config.maxPort - config.minPort + 1 + FILE_MARGIN
+        limit = raiseFileLimit(wanted)
+        if limit is not None and limit != -1 and limit < wanted:
+            _log.warn(
+                "Only {limit} open files are allowed (relay ports {minPort}-{maxPort} need "
+                "{wanted}): past that, Allocate gets 508. Raise the limit (ulimit -n) or narrow "
+                "the range.",
+                limit=limit, minPort=config.minPort, maxPort=config.maxPort, wanted=wanted,
             )
         if config.noAuth:
             _log.warn(
