@@ -286,10 +286,33 @@ class TurnService(MultiService):
 
     def _listen(self, host: str) -> None:
         protocol = ListenerProtocol(self.server, self._reactor)
-        port = self._reactor.listenUDP(
-            self.config.listeningPort, protocol, interface=host, maxPacketSize=MAX_DATAGRAM
-        )
-        self.listeningPorts.append(port)
+        port = self.config.listeningPort
+        if host == "::":
+            listening = self._listenIPv6Only(port, protocol)
+        else:
+            listening = self._reactor.listenUDP(
+                port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM
+            )
+        self.listeningPorts.append(listening)
+
+    def _listenIPv6Only(self, port: int, protocol: ListenerProtocol) -> Any:
+        """
+        Listen on the IPv6 wildcard for IPv6 only.  Twisted leaves IPV6_V6ONLY off, so C{::}
+        would also take IPv4 (as ::ffff:a.b.c.d clients, answered with IPv6 mapped addresses)
+        and collide with an IPv4 listener on the same port.
+        """
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::", port))
+            sock.setblocking(False)
+            return self._reactor.adoptDatagramPort(
+                sock.fileno(), socket.AF_INET6, protocol, maxPacketSize=MAX_DATAGRAM
+            )
+        except OSError as e:
+            raise CannotListenError("::", port, e) from e
+        finally:
+            sock.close()  # the reactor holds its own duplicate of the descriptor
 
     def _announceGeneratedUser(self) -> None:
         name, password = self.generatedUser  # type: ignore[misc]
