@@ -413,6 +413,27 @@ class AddressTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, fromFile, "listening-ip=1.2.3\n")
         self.assertEqual((e.option, e.lineNumber), ("listening-ip", 1))
 
+    def test_wildcardRelayAndExternalRefused(self) -> None:
+        """
+        A relay or external address cannot be the wildcard: it would be announced to clients
+        in XOR-RELAYED-ADDRESS. A wildcard listening address is fine.
+        """
+        e = self.assertRaises(ConfigError, makeConfig, relayIps=["0.0.0.0"])
+        self.assertEqual(
+            str(e), "--relay-ip: 0.0.0.0 is the wildcard address; give this host's own address"
+        )
+        e = self.assertRaises(ConfigError, makeConfig, externalIps=["203.0.113.7/::"])
+        self.assertEqual(e.option, "external-ip")
+        self.assertEqual(makeConfig(listeningIps=["::"]).listeningIps, ("::",))
+
+    def test_duplicateListeningIp(self) -> None:
+        """
+        The same listening address twice is an error at configuration time, not a failure to
+        bind at start.
+        """
+        e = self.assertRaises(ConfigError, makeConfig, listeningIps=["::1", "0:0::1"])
+        self.assertEqual(str(e), "--listening-ip: an address is given more than once")
+
     def test_externalIp(self) -> None:
         """
         external-ip is PUBLIC or PUBLIC/PRIVATE.

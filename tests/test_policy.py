@@ -130,7 +130,20 @@ class ParseAddressRangeTests(SynchronousTestCase):
         IPv4-embedding form matches the IPv4 peers it means.
         """
         self.assertEqual(parseAddressRange("::ffff:10.0.0.1"), parseAddressRange("10.0.0.1"))
-        self.assertEqual(parseAddressRange("::ffff:0:0/96"), parseAddressRange("0.0.0.0/0"))
+        self.assertEqual(
+            parseAddressRange("::ffff:10.0.0.0/104"), parseAddressRange("10.0.0.0/8")
+        )
+
+    def test_ipv6SpellingOfAllIPv4Refused(self) -> None:
+        """
+        An IPv6 range that embeds every IPv4 address (a NAT64 or mapped prefix) is refused:
+        allowed, it would make loopback and private IPv4 peers reachable.
+        """
+        for text in ("64:ff9b::/96", "::ffff:0:0/96", "2002::/16", "::ffff:0.0.0.0-::ffff:255.255.255.255"):
+            error = self.assertRaises(ValueError, parseAddressRange, text)
+            self.assertIn("embeds every IPv4 address", str(error))
+        self.assertRaises(ValueError, PeerPolicy, allowed=["64:ff9b::/96"])
+        self.assertEqual(parseAddressRange("0.0.0.0/0").high, IPv4Address("255.255.255.255"))
 
     def test_familiesDoNotMix(self) -> None:
         """

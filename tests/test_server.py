@@ -51,8 +51,14 @@ from twisted_turn.stun.message import (
     newTransactionId,
 )
 from twisted_turn.testing import ServerFixture
+from tests.test_stun_attributes import placeableAttributes
 
 UDP = RequestedTransport(17)
+#: What L{TestClient} adds to sign a request; a second copy would change what is signed.
+CREDENTIAL_ATTRIBUTES = (
+    Username, Userhash, Realm, Nonce, PasswordAlgorithms, PasswordAlgorithmAttribute,
+    MessageIntegrity, MessageIntegritySha256, Fingerprint,
+)
 PEER = ("8.8.8.8", 6000)
 
 
@@ -157,25 +163,29 @@ class BindingTests(ServerTestMixin, SynchronousTestCase):
         fixture.listener.datagramReceived(data, ("192.0.2.5", 1))
         self.assertEqual(fixture.server.counters["internalError"], 0)
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.integers(min_value=20, max_value=80), st.binary(min_size=1, max_size=4))
-    def test_mutatedRequestsNeverRaise(self, position, junk):
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.sampled_from(
+            [Method.ALLOCATE, Method.REFRESH, Method.CREATE_PERMISSION, Method.CHANNEL_BIND]
+        ),
+        st.lists(
+            placeableAttributes.filter(lambda a: not isinstance(a, CREDENTIAL_ATTRIBUTES)),
+            max_size=6,
+        ),
+        st.booleans(),
+    )
+    def test_signedArbitraryRequestsNeverRaise(self, method, attributes, allocateFirst):
         """
-        An authenticated Allocate with bytes overwritten anywhere is answered or dropped,
-        never raises.
+        Correctly signed TURN requests with any combination of attributes reach the handlers
+        and are answered (success or an error response), never raised.
         """
         fixture = ServerFixture()
         client = fixture.client()
-        client.request(Method.BINDING, authenticate=False)
-        data = bytearray(
-            encodeMessage(
-                Method.ALLOCATE, MessageClass.REQUEST, b"m" * 12,
-                [UDP, Username("alice"), Realm("example.org"), Nonce("abc")],
-                integrityKey=b"k" * 16, fingerprint=True,
-            )
-        )
-        data[position:position + len(junk)] = junk
-        client.send(bytes(data))
+        if allocateFirst:
+            client.request(Method.ALLOCATE, [UDP])
+        response = client.request(method, attributes)
+        self.assertIn(response.messageClass, (MessageClass.SUCCESS, MessageClass.ERROR))
+        self.assertNotIn(errorCode(response), (401, 438))
         self.assertEqual(fixture.server.counters["internalError"], 0)
 
 
@@ -194,6 +204,31 @@ class AuthenticationTests(ServerTestMixin, SynchronousTestCase):
             [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256],
         )
         self.assertIsNone(response.get(MessageIntegrity))
+        self.assertEqual(len(self.server.table), 0)
+
+    def test_unknownAttributeOnAuthenticatedRequest(self):
+        """
+        An authenticated TURN request with an unknown comprehension-required attribute gets a
+        signed 420 listing it, and nothing is allocated.
+        """
+        challenge = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        self.client.nonce = challenge.get(Nonce).value
+        self.client.realm = "example.org"
+        data = bytearray(
+            encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, b"u" * 12,
+                [UDP, Username("alice"), Realm("example.org"), Nonce(self.client.nonce)],
+            )
+        )
+        data += b"\x00\x7f\x00\x04abcd"  # unknown, comprehension-required
+        # Sign by hand (RFC 8489 section 14.5): the length covers MESSAGE-INTEGRITY.
+        data[2:4] = (len(data) - 20 + 24).to_bytes(2, "big")
+        mac = hmac.new(self.client.key(), bytes(data), hashlib.sha1).digest()
+        self.client.send(bytes(data) + b"\x00\x08\x00\x14" + mac)
+        response = self.client.lastMessage()
+        self.assertEqual(errorCode(response), 420)
+        self.assertEqual(response.get(UnknownAttributes).types, (0x7F,))
+        self.assertTrue(verifyIntegrity(response, self.client.key()))
         self.assertEqual(len(self.server.table), 0)
 
     def test_successIsSigned(self):

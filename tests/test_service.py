@@ -88,6 +88,29 @@ class TurnServiceTests(SynchronousTestCase):
         self.assertEqual(len(service.server.table), 0)
         service.stopService()
 
+    def test_sweepSurvivesFailure(self):
+        """
+        An exception in one sweep is logged and the next sweep still runs.
+        """
+        service = self.makeService()
+        service.startService()
+        calls = []
+
+        def failingOnce():
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("boom")
+            return 0
+
+        self.patch(service.server, "sweep", failingOnce)
+        with capturedLogs() as events:
+            self.reactor.advance(SWEEP_INTERVAL)
+            self.reactor.advance(SWEEP_INTERVAL)
+        self.assertEqual(len(calls), 2)
+        self.assertTrue(any("log_failure" in e for e in events))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        service.stopService()
+
     def test_externalIp(self):
         """
         With --external-ip, XOR-RELAYED-ADDRESS announces the public address while the relay

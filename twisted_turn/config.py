@@ -157,6 +157,16 @@ def _address(value: object) -> str:
     raise ValueError(f"{value} is not an IPv4 or IPv6 address")
 
 
+def _specificAddress(value: object) -> str:
+    """
+    An address a relay can bind and a client can be told about: not 0.0.0.0 or ::.
+    """
+    address = _address(value)
+    if ipaddress.ip_address(address).is_unspecified:
+        raise ValueError(f"{address} is the wildcard address; give this host's own address")
+    return address
+
+
 def _externalIp(value: object) -> Tuple[str, Optional[str]]:
     """
     coturn's C{public} or C{public/private}, or an already split C{(public, private)} pair.
@@ -168,10 +178,10 @@ def _externalIp(value: object) -> Tuple[str, Optional[str]]:
         pair = value
     else:
         raise ValueError(f"{value} is not an address or a public/private address pair")
-    publicAddress = _address(pair[0])
+    publicAddress = _specificAddress(pair[0])
     if pair[1] is None:
         return (publicAddress, None)
-    privateAddress = _address(pair[1])
+    privateAddress = _specificAddress(pair[1])
     if ipaddress.ip_address(publicAddress).version != ipaddress.ip_address(privateAddress).version:
         raise ValueError(f"{publicAddress} and {privateAddress} are not of the same family")
     return (publicAddress, privateAddress)
@@ -394,7 +404,7 @@ OPTIONS: Tuple[Option, ...] = (
     Option("relay-ip", "E", "str", "relayIps",
            "Local address for relay sockets; repeat for several. Default: a specific "
            "--listening-ip, else the host's first IPv4 address.", repeatable=True,
-           parse=_address),
+           parse=_specificAddress),
     Option("external-ip", "X", "str", "externalIps",
            "Public address behind NAT, as PUBLIC or PUBLIC/PRIVATE; repeat for several.",
            repeatable=True, parse=_externalIp),
@@ -700,6 +710,8 @@ def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -
                 + ", ".join("--" + name for name in conflicts)
                 + ": choose anonymous access or credentials",
             )
+    if len(set(config.listeningIps)) != len(config.listeningIps):
+        raise fail("listening-ip", "an address is given more than once")
     bareFamilies = [
         ipaddress.ip_address(public).version
         for public, private in config.externalIps

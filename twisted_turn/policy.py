@@ -90,24 +90,39 @@ def parseAddressRange(text: str) -> AddressRange:
     """
     Parse an address range as the peer options take it: a single address, coturn's
     C{low-high}, or CIDR (C{10.0.0.0/8}, host bits clear). Every address is canonicalised like a
-    peer (L{canonicalPeer}), so C{::ffff:10.0.0.1} means C{10.0.0.1} and C{::ffff:0:0/96} means
-    all of IPv4.
+    peer (L{canonicalPeer}), so C{::ffff:10.0.0.1} means C{10.0.0.1} and
+    C{::ffff:10.0.0.0/104} means C{10.0.0.0/8}.
 
-    @raise ValueError: the text is none of these, or a range ends before it starts or spans
-        IPv4 and IPv6; the message quotes the text.
+    @raise ValueError: the text is none of these, a range ends before it starts or spans IPv4
+        and IPv6, or an IPv6 spelling covers all of IPv4 (C{64:ff9b::/96}, C{::ffff:0:0/96}:
+        allowing a NAT64 prefix that way would allow every IPv4 peer, loopback included);
+        the message quotes the text.
     """
     try:
         if "/" in text:
             network = ipaddress.ip_network(text.strip())
-            return AddressRange(
+            result = AddressRange(
                 _canonical(network.network_address), _canonical(network.broadcast_address)
             )
-        low, separator, high = text.partition("-")
-        lowAddress = canonicalPeer(low.strip())
-        return AddressRange(lowAddress, canonicalPeer(high.strip()) if separator else lowAddress)
+            written = network.version
+        else:
+            low, separator, high = text.partition("-")
+            lowAddress = canonicalPeer(low.strip())
+            result = AddressRange(
+                lowAddress, canonicalPeer(high.strip()) if separator else lowAddress
+            )
+            written = 6 if ":" in text else 4
     except ValueError as e:
         raise ValueError(f"invalid address range {text!r}: {e}") from None
+    if written == 6 and result == _ALL_IPV4:
+        raise ValueError(
+            f"address range {text!r} embeds every IPv4 address; write 0.0.0.0/0 if that is "
+            f"what you mean"
+        )
+    return result
 
+
+_ALL_IPV4 = AddressRange(ipaddress.IPv4Address(0), ipaddress.IPv4Address(2**32 - 1))
 
 # docs/security.md lists why each is here. 64:ff9b:1::/48 (RFC 8215 local-use NAT64) is denied
 # whole because where it embeds the IPv4 address depends on the local prefix length.

@@ -76,7 +76,6 @@ DEFAULT_LIFETIME = 600
 MAX_PERMISSIONS = 1000
 
 REASONS = {
-    300: "Try Alternate",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -88,11 +87,12 @@ REASONS = {
     442: "Unsupported Transport Protocol",
     443: "Peer Address Family Mismatch",
     486: "Allocation Quota Reached",
-    500: "Server Error",
     508: "Insufficient Capacity",
 }
 
 SOFTWARE = f"twisted-turn {__version__}"
+
+_NO_KEY = bytes(16)
 
 
 class Credentials:
@@ -325,10 +325,14 @@ class TurnServer:
             name = self._authenticator.userForHash(userhash.value)
         else:
             name = username.value
+        keys = []
         if name is not None and realm.value == self._realm:
-            for key in self._authenticator.keysFor(name, algorithm, now):
-                if verifyIntegrity(request, key):
-                    return Credentials(name, key, sha256)
+            keys = self._authenticator.keysFor(name, algorithm, now)
+        # An unknown user costs the same HMAC as a wrong password, so response times do not
+        # tell which user names exist.
+        for key in keys or (_NO_KEY,):
+            if verifyIntegrity(request, key) and keys:
+                return Credentials(name, key, sha256)
         self.counters["authFailed"] += 1
         _log.debug("Authentication failed for {user!r} from {client}", user=name, client=client)
         raise self._challenge(401, client, now)

@@ -269,7 +269,7 @@ class TurnService(MultiService):
         if not config.noUdp:
             for host in self._listeningHosts():
                 self._listen(host)
-        self._sweeper = LoopingCall(self.server.sweep)
+        self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = self._reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
         _log.info(
@@ -283,6 +283,13 @@ class TurnService(MultiService):
             realm=config.realm,
         )
         MultiService.startService(self)
+
+    def _sweep(self) -> None:
+        # A failure must not end the LoopingCall: expired allocations would then live on.
+        try:
+            self.server.sweep()
+        except Exception:
+            _log.failure("Sweeping expired allocations failed; trying again next time")
 
     def _listen(self, host: str) -> None:
         protocol = ListenerProtocol(self.server, self._reactor)
