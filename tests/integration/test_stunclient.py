@@ -35,3 +35,31 @@ def test_bindingShowsMappedAddress(turnServer, options) -> None:
     match = re.search(r"UDP reflexive addr: 127\.0\.0\.1:(\d+)", output)
     assert match, output
     assert 0 < int(match.group(1)) < 65536, output
+
+
+@pytest.mark.parametrize("options, expected", [((), False), (("--fingerprint",), True)],
+                         ids=["plain", "fingerprint"])
+def test_fingerprintOption(turnServer, options, expected) -> None:
+    """
+    With --fingerprint, the answer to a Binding request without FINGERPRINT ends with a valid
+    FINGERPRINT (CRC-32 XOR 0x5354554e, checked here independently of the server's code);
+    without it, there is none.
+    """
+    import socket
+    import struct
+    import zlib
+
+    from tests.integration.harness import bindingRequest
+
+    server = turnServer("--user", f"{USER}:{PASSWORD}", *options)
+    request, transactionId = bindingRequest()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(request, (HOST, server.port))
+        data, _ = s.recvfrom(2048)
+    assert data[8:20] == transactionId
+    hasFingerprint = data[-8:-4] == b"\x80\x28\x00\x04"
+    assert hasFingerprint is expected, data.hex()
+    if expected:
+        (value,) = struct.unpack("!I", data[-4:])
+        assert value == zlib.crc32(data[:-8]) ^ 0x5354554E, data.hex()
