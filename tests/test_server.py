@@ -138,6 +138,17 @@ class BindingTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(errorCode(response), 400)
         self.assertEqual(self.server.counters["dropMalformed"], 1)
 
+    def test_bindingIndicationIsKeepalive(self):
+        """
+        A Binding indication (a keepalive) is counted and not answered; a response sent to the
+        server is dropped as unexpected.
+        """
+        self.client.send(encodeMessage(Method.BINDING, MessageClass.INDICATION, b"k" * 12, []))
+        self.client.send(encodeMessage(Method.BINDING, MessageClass.SUCCESS, b"r" * 12, []))
+        self.assertEqual(self.client.received(), [])
+        self.assertEqual(self.server.counters["bindingIndication"], 1)
+        self.assertEqual(self.server.counters["dropUnexpected"], 1)
+
     def test_unknownMethodGets400(self):
         """
         A request for a method the server does not serve gets 400.

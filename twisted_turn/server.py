@@ -205,6 +205,9 @@ class TurnServer:
             self._handleRequest(message, transport, fiveTuple)
         elif message.messageClass == MessageClass.INDICATION and message.method == Method.SEND:
             self._handleSend(message, fiveTuple)
+        elif message.messageClass == MessageClass.INDICATION and message.method == Method.BINDING:
+            # A keepalive (RFC 8489 section 6.3.2): nothing to answer.
+            self.counters["bindingIndication"] += 1
         else:
             self.counters["dropUnexpected"] += 1
 
