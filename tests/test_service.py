@@ -183,16 +183,36 @@ class TurnServiceTests(SynchronousTestCase):
 
     def test_relayHosts(self):
         """
-        Relays bind --relay-ip when given, else the specific listening address.
+        Relays bind --relay-ip when given (the first of each family, the others ignored with a
+        warning), else the specific listening address of each family, and for IPv4 the host's
+        default address when no IPv4 listening address is specific.
         """
+        from twisted_turn import service as serviceModule
+
+        self.patch(serviceModule, "defaultRelayHost", lambda: "192.0.2.77")
         self.assertEqual(self.makeService().relayHosts, ["198.51.100.1"])
+        with capturedLogs() as events:
+            hosts = self.makeService(
+                relayIps=("198.51.100.1", "2001:db8::5", "198.51.100.2")
+            ).relayHosts
+        self.assertEqual(hosts, ["198.51.100.1", "2001:db8::5"])
+        self.assertIn("198.51.100.2", [e.get("ignored") for e in events])
         self.assertEqual(
             self.makeService(relayIps=(), listeningIps=("198.51.100.9",)).relayHosts,
             ["198.51.100.9"],
         )
-        wildcard = self.makeService(relayIps=(), listeningIps=("0.0.0.0",)).relayHosts
-        self.assertEqual(len(wildcard), 1)
-        self.assertNotEqual(wildcard, ["0.0.0.0"])
+        self.assertEqual(
+            self.makeService(relayIps=(), listeningIps=("0.0.0.0",)).relayHosts,
+            ["192.0.2.77"],
+        )
+        self.assertEqual(
+            self.makeService(relayIps=(), listeningIps=("0.0.0.0", "2001:db8::1")).relayHosts,
+            ["192.0.2.77", "2001:db8::1"],
+        )
+        self.assertEqual(
+            self.makeService(relayIps=(), listeningIps=("::1",)).relayHosts,
+            ["192.0.2.77", "::1"],
+        )
 
     def test_defaultRelayHostSkipsLoopback(self):
         """

@@ -402,8 +402,9 @@ OPTIONS: Tuple[Option, ...] = (
            "Address to listen on; repeat for several. Default: 0.0.0.0 (all IPv4).",
            repeatable=True, parse=_address),
     Option("relay-ip", "E", "str", "relayIps",
-           "Local address for relay sockets; repeat for several. Default: a specific "
-           "--listening-ip, else the host's first IPv4 address.", repeatable=True,
+           "Local address for relay sockets, one per family (IPv4, IPv6). Default: the "
+           "specific --listening-ip of each family; for IPv4 otherwise the first interface "
+           "address that is not loopback or link-local.", repeatable=True,
            parse=_specificAddress),
     Option("external-ip", "X", "str", "externalIps",
            "Public address behind NAT, as PUBLIC or PUBLIC/PRIVATE; repeat for several.",

@@ -201,13 +201,29 @@ class TurnService(MultiService):
         return self.config.listeningIps or ("0.0.0.0",)
 
     def _relayHosts(self) -> List[str]:
-        if self.config.relayIps:
-            return list(self.config.relayIps)
-        specific = [host for host in self._listeningHosts() if not _isWildcard(host)]
+        """
+        One relay address per family: the first --relay-ip of each family when any is given;
+        otherwise the specific --listening-ip of each family, and for IPv4 (the family clients
+        get unless they ask otherwise) the host's default address when no IPv4 listening
+        address is specific.
+        """
         hosts: Dict[int, str] = {}
-        for host in specific:
-            hosts.setdefault(addressFamily(host), host)
-        return list(hosts.values()) or [defaultRelayHost()]
+        if self.config.relayIps:
+            for host in self.config.relayIps:
+                hosts.setdefault(addressFamily(host), host)
+            ignored = [host for host in self.config.relayIps if host not in hosts.values()]
+            if ignored:
+                _log.warn(
+                    "One relay address per family is served; ignoring --relay-ip {ignored}",
+                    ignored=", ".join(ignored),
+                )
+            return list(hosts.values())
+        for host in self._listeningHosts():
+            if not _isWildcard(host):
+                hosts.setdefault(addressFamily(host), host)
+        if 1 not in hosts:
+            hosts[1] = defaultRelayHost()
+        return sorted(hosts.values(), key=addressFamily)
 
     def _externalAddresses(self) -> Dict[str, str]:
         """
