@@ -10,6 +10,7 @@ import sys
 from base64 import b64encode
 
 from hypothesis import given, settings, strategies as st
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_turn.allocation import FiveTuple
@@ -148,6 +149,22 @@ class BindingTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(self.client.received(), [])
         self.assertEqual(self.server.counters["bindingIndication"], 1)
         self.assertEqual(self.server.counters["dropUnexpected"], 1)
+
+    def test_unknownAttributesListedOnce(self):
+        """
+        UNKNOWN-ATTRIBUTES names each unknown type once and at most 32 of them, however many
+        the request carries.
+        """
+        body = b"".join(
+            (0x7000 + n % 40).to_bytes(2, "big") + b"\x00\x00" for n in range(400)
+        )
+        header = bytes.fromhex("0001") + len(body).to_bytes(2, "big")
+        self.client.send(header + bytes.fromhex("2112a442") + b"q" * 12 + body)
+        response = self.client.lastMessage()
+        self.assertEqual(errorCode(response), 420)
+        self.assertEqual(
+            response.get(UnknownAttributes).types, tuple(0x7000 + n for n in range(32))
+        )
 
     def test_unknownMethodGets400(self):
         """
@@ -371,6 +388,26 @@ class AuthenticationTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(response.messageClass, MessageClass.SUCCESS)
         self.assertIsNotNone(response.get(MessageIntegritySha256))
         self.assertTrue(verifyIntegrity(response, key))
+
+    def test_noPasswordAlgorithmsWithoutFeature(self):
+        """
+        When the nonces do not advertise the password-algorithms feature, the challenge
+        carries no PASSWORD-ALGORITHMS, and a request that names one gets 400.
+        """
+        self.fixture = ServerFixture(nonceFeatures=0, **self.fixtureOptions)
+        self.client = self.fixture.client()
+        challenge = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
+        self.assertIsNone(challenge.get(PasswordAlgorithms))
+        key = longTermKey("alice", "example.org", "secret", PasswordAlgorithm.MD5)
+        response, _ = self.authenticatedRequest(
+            [
+                Username("alice"),
+                PasswordAlgorithms(((PasswordAlgorithm.MD5, b""),)),
+                PasswordAlgorithmAttribute(PasswordAlgorithm.MD5),
+            ],
+            key,
+        )
+        self.assertEqual(errorCode(response), 400)
 
     def test_passwordAlgorithmsMismatch(self):
         """
@@ -611,7 +648,8 @@ class AllocateTests(ServerTestMixin, SynchronousTestCase):
 
     def test_portsExhausted(self):
         """
-        With no free relay port, Allocate gets 508 and nothing is left half-open.
+        With no free relay port, Allocate gets 508 (logged with the reason) and nothing is
+        left half-open.
         """
         fixture = ServerFixture(minPort=50000, maxPort=50001)
         clients = [fixture.client(address=("192.0.2.9", n)) for n in range(3)]
@@ -619,7 +657,9 @@ class AllocateTests(ServerTestMixin, SynchronousTestCase):
             self.assertEqual(
                 client.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
             )
-        self.assertEqual(errorCode(clients[2].request(Method.ALLOCATE, [UDP])), 508)
+        with capturedLogs() as events:
+            self.assertEqual(errorCode(clients[2].request(Method.ALLOCATE, [UDP])), 508)
+        self.assertIn("no free relay port", " ".join(str(e.get("reason")) for e in events))
         self.assertEqual(len(fixture.relayFactory.open), 2)
         self.assertEqual(len(fixture.server.table), 2)
 

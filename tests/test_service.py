@@ -9,7 +9,7 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_turn.config import ConfigError, makeConfig
-from twisted_turn.service import MAX_DATAGRAM, SWEEP_INTERVAL, TurnService
+from twisted_turn.service import MAX_DATAGRAM, SWEEP_INTERVAL, StartupError, TurnService
 from twisted_turn.stun.attributes import Lifetime, RequestedTransport, XorRelayedAddress
 from twisted_turn.stun.message import MessageClass, Method
 from twisted_turn.testing import MemoryUDPReactor, TestClient
@@ -46,7 +46,8 @@ class TurnServiceTests(SynchronousTestCase):
         self.assertEqual(
             sorted(self.reactor.udpPorts), [("198.51.100.1", 3479), ("2001:db8::1", 3479)]
         )
-        self.assertEqual(self.reactor.maxPacketSizes, [MAX_DATAGRAM, MAX_DATAGRAM])
+        self.assertEqual(self.reactor.maxPacketSizes[("198.51.100.1", 3479)], MAX_DATAGRAM)
+        self.assertEqual(self.reactor.maxPacketSizes[("2001:db8::1", 3479)], MAX_DATAGRAM)
         service.stopService()
         self.assertEqual(self.reactor.udpPorts, {})
 
@@ -273,6 +274,59 @@ class TurnServiceTests(SynchronousTestCase):
         self.assertTrue(
             any(e.get("limit") == 1024 and e.get("wanted") == 10064 for e in events), events
         )
+
+    def test_startupErrors(self):
+        """
+        A busy listening address, a relay address the host does not have, or an unwritable
+        log file raise L{StartupError} with a one-line reason, and whatever was opened is
+        closed again; under twistd the same ends the process with that line.
+        """
+        service = self.makeService(listeningIps=("198.51.100.1", "198.51.100.2"))
+        self.reactor.busy.add(("198.51.100.2", 3478))
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertEqual(
+            str(error), "cannot listen on 198.51.100.2:3478: [Errno 98] in use"
+        )
+        self.assertEqual(self.reactor.udpPorts, {})
+        self.assertFalse(service.running)
+
+        service = self.makeService(relayIps=("198.51.100.9",))
+        self.reactor.busy.add(("198.51.100.9", 0))
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertIn("cannot bind the relay address 198.51.100.9", str(error))
+
+        service = self.makeService(logFile=self.mktemp() + "/missing/turn.log")
+        service.exitOnStartupError = True
+        exit = self.assertRaises(SystemExit, service.startService)
+        self.assertIn("twisted-turn: cannot write the log file", str(exit))
+
+    def test_logFileStdout(self):
+        """
+        --log-file stdout or - (coturn's names for the standard output) opens no file.
+        """
+        for name in ("stdout", "-"):
+            service = self.makeService(logFile=name)
+            service.startService()
+            self.assertIsNone(service._logFile)
+            service.stopService()
+            self.assertFalse(os.path.exists(name))
+
+    def test_configurationWarnings(self):
+        """
+        --no-udp, a short --nonce-secret and an --external-ip mapping for an address that is
+        not a relay each get a warning at start.
+        """
+        service = self.makeService(
+            noUdp=True, nonceSecret=b"short",
+            externalIps=(("203.0.113.7", "198.51.100.5"),),
+        )
+        with capturedLogs() as events:
+            service.startService()
+        service.stopService()
+        text = " ".join(e["log_format"].format(**e) for e in events)
+        self.assertIn("--no-udp", text)
+        self.assertIn("--nonce-secret is shorter than 16 bytes", text)
+        self.assertIn("198.51.100.5 is not a relay address", text)
 
     def test_configOrOptions(self):
         """

@@ -115,8 +115,18 @@ class CommandLineTests(SynchronousTestCase):
         """
         e = self.assertRaises(usage.UsageError, parse, "--frobnicate")
         self.assertEqual(str(e), "no such option: --frobnicate")
-        e = self.assertRaises(usage.UsageError, parse, "-n")
-        self.assertEqual(str(e), "no such option: -n")
+        e = self.assertRaises(usage.UsageError, parse, "-j")
+        self.assertEqual(str(e), "no such option: -j")
+
+    def test_coturnDockerCommandLine(self) -> None:
+        """
+        coturn's usual container command line, C{-n --log-file=stdout ...}, parses: C{-n} is
+        recorded as a recognised option, C{stdout} as the log file (which the service treats
+        as the standard output, not a file name).
+        """
+        config = parse("-n", "--log-file=stdout", "--realm=example.org", "-u", "a:b")
+        self.assertIn("no-config-file", config.notImplemented)
+        self.assertEqual(config.logFile, "stdout")
 
     def test_missingValue(self) -> None:
         """

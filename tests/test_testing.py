@@ -56,7 +56,7 @@ class MemoryUDPReactorTests(SynchronousTestCase):
         port = reactor.listenUDP(3478, protocol, interface="192.0.2.1", maxPacketSize=9000)
         self.assertIs(protocol.transport, port)
         self.assertIs(port.protocol, protocol)
-        self.assertEqual(reactor.maxPacketSizes, [9000])
+        self.assertEqual(reactor.maxPacketSizes, {("192.0.2.1", 3478): 9000})
         self.assertRaises(
             CannotListenError, reactor.listenUDP, 3478, DatagramProtocol(), "192.0.2.1"
         )

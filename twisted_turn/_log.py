@@ -41,3 +41,11 @@ def setVerbose(verbose: bool) -> None:
     _predicate.setLogLevelForNamespace(
         "twisted_turn", LogLevel.debug if verbose else LogLevel.info
     )
+
+
+def worthLogging(count: int) -> bool:
+    """
+    Whether the C{count}-th occurrence of something a client can repeat at will should be
+    logged: the first ten, then every thousandth, so the log shows it without being flooded.
+    """
+    return count <= 10 or count % 1000 == 0

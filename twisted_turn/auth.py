@@ -283,6 +283,7 @@ class NonceManager:
     all valid in a NONCE. Nothing is stored, so a flood of unauthenticated requests costs no
     memory, and every process configured with the same secret accepts the nonces of the others.
 
+    @ivar features: the security feature set advertised in every nonce.
     @cvar clockSkew: how far in the future (seconds) an issue time may be, for a fleet whose
         clocks differ slightly; a nonce from further ahead is refused as forged.
     """
@@ -308,6 +309,7 @@ class NonceManager:
             raise ValueError(f"the security feature set is 24 bits, not {features!r}")
         self._secret = secret
         self._lifetime = lifetime
+        self.features = features
         self._prefix = NONCE_COOKIE + base64.b64encode(features.to_bytes(3, "big")).decode()
 
     def _make(self, issuedMs: int, clientHost: str) -> str:

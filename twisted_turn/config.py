@@ -149,6 +149,8 @@ def _address(value: object) -> str:
     """
     An IPv4 or IPv6 literal, in its canonical spelling.
     """
+    if isinstance(value, str) and "%" in value:
+        raise ValueError(f"{value} has a zone index; scoped addresses are not supported")
     if isinstance(value, (str, ipaddress.IPv4Address, ipaddress.IPv6Address)):
         try:
             return str(ipaddress.ip_address(value.strip() if isinstance(value, str) else value))
@@ -260,6 +262,8 @@ _MAX_REALM = 127
 def _realm(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value} is not text")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("contains a control character")
     if len(value) > _MAX_REALM:
         raise ValueError(f"is {len(value)} characters; STUN allows at most {_MAX_REALM}")
     return value
@@ -346,6 +350,12 @@ class Option:
 
         @raise ValueError: the value is not valid; the message is the reason.
         """
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                # Undecodable command-line bytes arrive as lone surrogates.
+                raise ValueError("is not valid UTF-8 (check the shell's locale)") from None
         if self.kind == "flag":
             return _parseBool(value) != self.inverted
         if value is None or value == "":
@@ -569,7 +579,17 @@ OPTIONS: Tuple[Option, ...] = (
     _later("response-origin-only-with-rfc5780", None, "flag", None,
            "RESPONSE-ORIGIN only with RFC 5780."),
     _later("respond-http-unsupported", None, "flag", None, "Answer HTTP with 400."),
-    _later("daemon", None, "flag", None, "Daemonise (twistd does that without -n)."),
+    _later("daemon", "o", "flag", None, "Daemonise (twistd does that without -n)."),
+    _later("no-config-file", "n", "flag", None,
+           "coturn's -n: read no turnserver.conf (twisted-turn reads one only with -c)."),
+    # Retired from coturn but still found in older configuration files.
+    _later("no-sslv2", None, "flag", None, "Removed from coturn: SSLv2 is never offered."),
+    _later("no-sslv3", None, "flag", None, "Removed from coturn: SSLv3 is never offered."),
+    _later("sha256", None, "flag", None, "Removed from coturn: SHA-256 keys."),
+    _later("sha384", None, "flag", None, "Removed from coturn: SHA-384 keys."),
+    _later("sha512", None, "flag", None, "Removed from coturn: SHA-512 keys."),
+    _later("secret-ts-exp-time", None, "int", None,
+           "Removed from coturn: REST username lifetime.", **_COUNT),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
@@ -605,7 +625,10 @@ def parseConfigFile(
     @raise ConfigError: a line that is not an option, or an unterminated quote.
     """
     result: List[Tuple[str, Optional[str], int]] = []
-    for lineNumber, line in enumerate(text.splitlines(), 1):
+    # Only "\n" ends a line (and a "\r" before it): str.splitlines() would also split on
+    # U+2028 and others, turning the end of a comment into a setting.
+    for lineNumber, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -713,6 +736,18 @@ def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -
             )
     if len(set(config.listeningIps)) != len(config.listeningIps):
         raise fail("listening-ip", "an address is given more than once")
+    for wildcard in ("0.0.0.0", "::"):
+        family = ipaddress.ip_address(wildcard).version
+        others = [
+            host for host in config.listeningIps
+            if host != wildcard and ipaddress.ip_address(host).version == family
+        ]
+        if wildcard in config.listeningIps and others:
+            raise fail(
+                "listening-ip",
+                f"{wildcard} already covers {', '.join(others)}: give either the wildcard or "
+                f"specific addresses of that family",
+            )
     bareFamilies = [
         ipaddress.ip_address(public).version
         for public, private in config.externalIps

@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
 
-from twisted_turn._log import makeLogger
+from twisted_turn._log import makeLogger, worthLogging
 from twisted_turn.allocation import Address
 
 _log = makeLogger(__name__)
@@ -41,7 +41,7 @@ def reportInternalError(counters: Any) -> None:
     """
     counters["internalError"] += 1
     count = counters["internalError"]
-    if count <= 10 or count % 1000 == 0:
+    if worthLogging(count):
         _log.failure("Unexpected error handling a datagram ({count} so far)", count=count)
 
 

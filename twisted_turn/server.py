@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any, Dict, Optional, Sequence
 
 
-from twisted_turn._log import makeLogger
+from twisted_turn._log import makeLogger, worthLogging
 from twisted_turn.allocation import (
     CHANNEL_MAX,
     CHANNEL_MIN,
@@ -25,7 +25,12 @@ from twisted_turn.allocation import (
     AllocationTable,
     FiveTuple,
 )
-from twisted_turn.auth import Authenticator, NonceManager, PasswordAlgorithm
+from twisted_turn.auth import (
+    FEATURE_PASSWORD_ALGORITHMS,
+    Authenticator,
+    NonceManager,
+    PasswordAlgorithm,
+)
 from twisted_turn.policy import PeerPolicy
 from twisted_turn.relay import NoRelayPort, RelayPortAllocator, addressFamily
 from twisted_turn.stun.attributes import (
@@ -123,6 +128,19 @@ class StunError(Exception):
         self.extra = tuple(extra)
 
 
+#: At most this many types in UNKNOWN-ATTRIBUTES: a request listing thousands must not get an
+#: answer larger than itself.
+MAX_UNKNOWN_ATTRIBUTES = 32
+
+
+def _unknownAttributes(request: Message) -> StunError:
+    """
+    420 naming each unknown comprehension-required attribute of C{request} once.
+    """
+    types = tuple(dict.fromkeys(request.unknownRequired))[:MAX_UNKNOWN_ATTRIBUTES]
+    return StunError(420, extra=(UnknownAttributes(types),))
+
+
 class TurnServer:
     """
     Answers STUN and TURN requests and indications.
@@ -167,8 +185,12 @@ class TurnServer:
         self._external = dict(externalAddresses or {})
         self.table = AllocationTable()
         self.counters: Counter = Counter()
-        self._offered = PasswordAlgorithms(
-            ((PasswordAlgorithm.MD5, b""), (PasswordAlgorithm.SHA256, b""))
+        # RFC 8489 section 9.2.4: PASSWORD-ALGORITHMS is offered, and can be chosen from, only
+        # when the nonce advertises the password-algorithms feature.
+        self._offered: Optional[PasswordAlgorithms] = (
+            PasswordAlgorithms(((PasswordAlgorithm.MD5, b""), (PasswordAlgorithm.SHA256, b"")))
+            if nonces.features & FEATURE_PASSWORD_ALGORITHMS
+            else None
         )
         self._handlers = {
             Method.ALLOCATE: self._allocate,
@@ -266,14 +288,10 @@ class TurnServer:
         )
 
     def _challenge(self, code: int, client: Address, now: float) -> StunError:
-        return StunError(
-            code,
-            extra=(
-                Realm(self._realm),
-                Nonce(self._nonces.issue(client[0], now)),
-                self._offered,
-            ),
-        )
+        extra: list = [Realm(self._realm), Nonce(self._nonces.issue(client[0], now))]
+        if self._offered is not None:
+            extra.append(self._offered)
+        return StunError(code, extra=extra)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -281,10 +299,7 @@ class TurnServer:
         client = fiveTuple.client
         if request.method == Method.BINDING:
             if request.unknownRequired:
-                self._replyError(
-                    request, transport, client,
-                    StunError(420, extra=(UnknownAttributes(request.unknownRequired),)), None,
-                )
+                self._replyError(request, transport, client, _unknownAttributes(request), None)
                 return
             self.counters["binding"] += 1
             self._reply(request, transport, client, [XorMappedAddress(*client)], None)
@@ -298,7 +313,7 @@ class TurnServer:
         try:
             credentials = self._authenticate(request, client, now)
             if request.unknownRequired:
-                raise StunError(420, extra=(UnknownAttributes(request.unknownRequired),))
+                raise _unknownAttributes(request)
             handler(request, transport, fiveTuple, credentials, now)
         except StunError as error:
             self._replyError(request, transport, client, error, credentials)
@@ -350,7 +365,7 @@ class TurnServer:
         chosen = request.get(PasswordAlgorithmAttribute)
         if offered is None and chosen is None:
             return PasswordAlgorithm.MD5
-        if offered is None or chosen is None or offered != self._offered:
+        if self._offered is None or offered is None or chosen is None or offered != self._offered:
             raise StunError(400, "PASSWORD-ALGORITHMS does not match")
         if chosen.algorithm not in (PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256):
             raise StunError(400, "Unsupported PASSWORD-ALGORITHM")
@@ -448,8 +463,10 @@ class TurnServer:
                     reserveNext=evenPort is not None and evenPort.reserve,
                     owner=user,
                 )
-            except NoRelayPort:
+            except NoRelayPort as e:
                 self.counters["noRelayPort"] += 1
+                if worthLogging(self.counters["noRelayPort"]):
+                    _log.warn("Allocate refused with 508: {reason}", reason=str(e))
                 raise StunError(508)
 
         lifetime = self._lifetime(request)

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.application.service import MultiService
 from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import globalLogPublisher, textFileLogObserver
 
@@ -40,6 +41,9 @@ _SIOCGIFADDR = 0x8915
 
 #: Descriptors beyond the relay ports: listeners, log files, the reactor's own.
 FILE_MARGIN = 64
+
+#: --log-file values that mean "the standard output", as in coturn: no file of our own.
+_STDOUT_NAMES = ("stdout", "-")
 
 #: Largest UDP payload we accept; Twisted's default (8192) would truncate jumbo ChannelData.
 MAX_DATAGRAM = 65535
@@ -114,6 +118,13 @@ def raiseFileLimit(wanted: int) -> Optional[int]:
     return soft
 
 
+class StartupError(Exception):
+    """
+    The service cannot start: a file cannot be written or an address cannot be bound.  The
+    message says which and why, in one line.
+    """
+
+
 class TurnService(MultiService):
     """
     A TURN/STUN server: UDP listeners, relay sockets and the periodic sweep.
@@ -124,7 +135,11 @@ class TurnService(MultiService):
     @ivar server: the L{TurnServer} (its C{counters} and C{table} are readable).
     @ivar generatedUser: C{(name, password)} when started with no credentials configured.
     @ivar listeningPorts: the listening ports, once started.
+    @ivar exitOnStartupError: turn a L{StartupError} into L{SystemExit} with its message, for
+        twistd, where a traceback would hide the one line that matters.
     """
+
+    exitOnStartupError = False
 
     def __init__(
         self, config: Optional[TurnConfig] = None, reactor: Any = None, **options: Any
@@ -252,15 +267,62 @@ class TurnService(MultiService):
     # -- running -------------------------------------------------------------------------------
 
     def startService(self) -> None:
+        """
+        Open the log file and pid file, bind the listeners and start the sweep.
+
+        @raise StartupError: a file cannot be written or an address cannot be bound; what was
+            opened is closed again.  Under twistd (see L{twisted_turn.tap.makeService}) this
+            ends the process with the one-line message instead.
+        """
+        try:
+            self._start()
+        except StartupError as e:
+            self._close()
+            if self.exitOnStartupError:
+                raise SystemExit(f"twisted-turn: {e}") from None
+            raise
+        MultiService.startService(self)
+
+    def _start(self) -> None:
         config = self.config
         setVerbose(config.verbose)
-        if config.logFile:
-            self._logFile = open(config.logFile, "a")
+        if config.logFile and config.logFile not in _STDOUT_NAMES:
+            try:
+                self._logFile = open(config.logFile, "a")
+            except OSError as e:
+                raise StartupError(f"cannot write the log file {config.logFile}: {e.strerror}")
             self._logObserver = textFileLogObserver(self._logFile)
             globalLogPublisher.addObserver(self._logObserver)
         if config.pidfile:
-            with open(config.pidfile, "w") as f:
-                f.write(f"{os.getpid()}\n")
+            try:
+                with open(config.pidfile, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            except OSError as e:
+                raise StartupError(f"cannot write the pid file {config.pidfile}: {e.strerror}")
+        self._warnAboutConfiguration()
+        for host in self.relayHosts:
+            self._probeRelayHost(host)
+        if self.generatedUser is not None:
+            self._announceGeneratedUser()
+        if not config.noUdp:
+            for host in self._listeningHosts():
+                self._listen(host)
+        self._sweeper = LoopingCall(self._sweep)
+        self._sweeper.clock = self._reactor
+        self._sweeper.start(SWEEP_INTERVAL, now=False)
+        _log.info(
+            "TURN server on {listeners} port {port}, relaying on {relays} "
+            "ports {minPort}-{maxPort}, realm {realm!r}",
+            listeners=",".join(self._listeningHosts()),
+            port=config.listeningPort,
+            relays=",".join(self.relayHosts),
+            minPort=config.minPort,
+            maxPort=config.maxPort,
+            realm=config.realm,
+        )
+
+    def _warnAboutConfiguration(self) -> None:
+        config = self.config
         for name in config.notImplemented:
             _log.warn(
                 "Option {option} is recognised but not served yet by twisted-turn; ignoring it",
@@ -280,25 +342,28 @@ class TurnService(MultiService):
                 "--no-auth: this server relays for ANYONE who can reach it (an open relay). "
                 "Use it only on a closed network."
             )
-        if self.generatedUser is not None:
-            self._announceGeneratedUser()
-        if not config.noUdp:
-            for host in self._listeningHosts():
-                self._listen(host)
-        self._sweeper = LoopingCall(self._sweep)
-        self._sweeper.clock = self._reactor
-        self._sweeper.start(SWEEP_INTERVAL, now=False)
-        _log.info(
-            "TURN server on {listeners} port {port}, relaying on {relays} "
-            "ports {minPort}-{maxPort}, realm {realm!r}",
-            listeners=",".join(self._listeningHosts()),
-            port=config.listeningPort,
-            relays=",".join(self.relayHosts),
-            minPort=config.minPort,
-            maxPort=config.maxPort,
-            realm=config.realm,
-        )
-        MultiService.startService(self)
+        if config.noUdp:
+            _log.warn("--no-udp: there is no UDP listener, and no other transport yet")
+        if config.nonceSecret is not None and len(config.nonceSecret) < 16:
+            _log.warn("--nonce-secret is shorter than 16 bytes: nonces are easier to forge")
+        for public, private in config.externalIps:
+            if private is not None and private not in self.relayHosts:
+                _log.warn(
+                    "--external-ip {public}/{private}: {private} is not a relay address, so "
+                    "the mapping is never used",
+                    public=public, private=private,
+                )
+
+    def _probeRelayHost(self, host: str) -> None:
+        """
+        Bind and close a socket on a relay address, so a relay address this host does not have
+        fails at start instead of every Allocate failing with 508.
+        """
+        try:
+            probe = self._reactor.listenUDP(0, DatagramProtocol(), interface=host)
+        except CannotListenError as e:
+            raise StartupError(f"cannot bind the relay address {host}: {e.socketError}")
+        probe.stopListening()
 
     def _sweep(self) -> None:
         # A failure must not end the LoopingCall: expired allocations would then live on.
@@ -310,12 +375,16 @@ class TurnService(MultiService):
     def _listen(self, host: str) -> None:
         protocol = ListenerProtocol(self.server, self._reactor)
         port = self.config.listeningPort
-        if host == "::":
-            listening = self._listenIPv6Only(port, protocol)
-        else:
-            listening = self._reactor.listenUDP(
-                port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM
-            )
+        try:
+            if host == "::":
+                listening = self._listenIPv6Only(port, protocol)
+            else:
+                listening = self._reactor.listenUDP(
+                    port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM
+                )
+        except CannotListenError as e:
+            where = f"[{host}]" if ":" in host else host
+            raise StartupError(f"cannot listen on {where}:{port}: {e.socketError}")
         self.listeningPorts.append(listening)
 
     def _listenIPv6Only(self, port: int, protocol: ListenerProtocol) -> Any:
@@ -357,16 +426,24 @@ class TurnService(MultiService):
 
     def stopService(self) -> Any:
         result = MultiService.stopService(self)
+        self._close()
+        self.server.closeAll()
+        return result
+
+    def _close(self) -> None:
+        """
+        Undo what L{_start} did, as far as it got.
+        """
         if self._sweeper is not None and self._sweeper.running:
             self._sweeper.stop()
         for port in self.listeningPorts:
             port.stopListening()
         self.listeningPorts = []
-        self.server.closeAll()
         if self._logObserver is not None:
             globalLogPublisher.removeObserver(self._logObserver)
+            self._logObserver = None
+        if self._logFile is not None:
             self._logFile.close()
-            self._logObserver = self._logFile = None
+            self._logFile = None
         if self.config.pidfile and os.path.exists(self.config.pidfile):
             os.remove(self.config.pidfile)
-        return result

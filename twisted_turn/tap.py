@@ -42,6 +42,7 @@ def _helpText(option: Option) -> str:
 
 _SHORT_NAMES = {option.short: option.name for option in OPTIONS if option.short}
 _SHORT_NAMES["c"] = "config"
+_SHORT_NAMES["h"] = "help"
 
 
 def _readConfigFile(path: str) -> str:
@@ -117,6 +118,8 @@ class Options(usage.Options):
                     if name is None:
                         raise usage.UsageError(f"no such option: -{letters[0]}")
                     letters = letters[1:]
+                    if name == "help":
+                        self.opt_help()
                     if name == "config" or OPTIONS_BY_NAME[name].kind != "flag":
                         # The rest of the cluster is the value: -p3478.
                         self._takeOption(name, letters or None, arguments)
@@ -173,4 +176,6 @@ def makeService(options: Options, reactor: object = None):  # type: ignore[no-un
     # Imported here so the options can be parsed (and tested) without the server modules.
     from twisted_turn.service import TurnService
 
-    return TurnService(options.config, reactor=reactor)
+    service = TurnService(options.config, reactor=reactor)
+    service.exitOnStartupError = True
+    return service

@@ -15,7 +15,14 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 
-from twisted_turn.auth import Authenticator, NonceManager, PasswordAlgorithm, longTermKey
+from twisted_turn.auth import (
+    FEATURE_PASSWORD_ALGORITHMS,
+    FEATURE_USERNAME_ANONYMITY,
+    Authenticator,
+    NonceManager,
+    PasswordAlgorithm,
+    longTermKey,
+)
 from twisted_turn.policy import PeerPolicy
 from twisted_turn.protocol import ListenerProtocol, RelayProtocol
 from twisted_turn.relay import RelayPortAllocator
@@ -118,6 +125,7 @@ class ServerFixture:
         policy: Optional[PeerPolicy] = None,
         nonceSecret: bytes = b"n" * 32,
         realSockets: bool = False,
+        nonceFeatures: int = FEATURE_PASSWORD_ALGORITHMS | FEATURE_USERNAME_ANONYMITY,
         **serverOptions: Any,
     ) -> None:
         self.clock = Clock()
@@ -128,7 +136,7 @@ class ServerFixture:
         self.server = TurnServer(
             clock=self.clock,
             authenticator=Authenticator(realm, users=users, authSecrets=authSecrets),
-            nonces=NonceManager(nonceSecret, 600, 0),
+            nonces=NonceManager(nonceSecret, 600, nonceFeatures),
             policy=policy
             or PeerPolicy(relayAddresses=tuple(relayHosts), relayPortOpen=self.relays.holds),
             relays=self.relays,
@@ -221,14 +229,14 @@ class MemoryUDPReactor(Clock):
 
     @ivar udpPorts: C{(interface, port)} to the transport, for ports currently listening.
     @ivar busy: C{(interface, port)} pairs whose C{listenUDP} raises L{CannotListenError}.
-    @ivar maxPacketSizes: the C{maxPacketSize} each listen asked for.
+    @ivar maxPacketSizes: C{(interface, port)} to the C{maxPacketSize} its listen asked for.
     """
 
     def __init__(self) -> None:
         Clock.__init__(self)
         self.udpPorts: Dict[Address, FakeUDPTransport] = {}
         self.busy: Set[Address] = set()
-        self.maxPacketSizes: List[int] = []
+        self.maxPacketSizes: Dict[Address, int] = {}
 
     def listenUDP(
         self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
@@ -239,7 +247,7 @@ class MemoryUDPReactor(Clock):
         transport = FakeUDPTransport(interface, port)
         transport.onStop = lambda: self.udpPorts.pop(key, None)
         self.udpPorts[key] = transport
-        self.maxPacketSizes.append(maxPacketSize)
+        self.maxPacketSizes[key] = maxPacketSize
         transport.protocol = protocol
         protocol.makeConnection(transport)
         return transport

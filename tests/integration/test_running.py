@@ -133,3 +133,23 @@ def test_ipv4AndIPv6Wildcards(turnServer, echoPeer) -> None:
         assert result.stats == {"sent": 20, "received": 20, "lost": 0, "sendDropped": 0}, (
             serverHost, result,
         )
+
+
+def test_busyPortIsOneLine(tmp_path) -> None:
+    """
+    A listening port another process holds stops twistd with one line naming the address,
+    not a traceback.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        completed = runTwistdTurn(
+            "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
+            "--listening-port", str(port), "--user", "a:b",
+        )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0, output
+    assert f"twisted-turn: cannot listen on 127.0.0.1:{port}" in output, output
+    assert "Traceback" not in output, output
