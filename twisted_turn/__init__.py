@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_init -*-
 """
 twisted-turn: a TURN (RFC 8656) and STUN (RFC 8489) server on Twisted.
 
