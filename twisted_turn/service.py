@@ -359,8 +359,10 @@ class TurnService(MultiService):
         Bind and close a socket on a relay address, so a relay address this host does not have
         fails at start instead of every Allocate failing with 508.
         """
+        quiet = DatagramProtocol()
+        quiet.noisy = False
         try:
-            probe = self._reactor.listenUDP(0, DatagramProtocol(), interface=host)
+            probe = self._reactor.listenUDP(0, quiet, interface=host)
         except CannotListenError as e:
             raise StartupError(f"cannot bind the relay address {host}: {e.socketError}")
         probe.stopListening()
