@@ -23,6 +23,7 @@ from twisted_turn.stun.channeldata import decodeChannelData, encodeChannelData
 from twisted_turn.stun.integrity import verifyFingerprint
 from twisted_turn.stun.message import MessageClass, Method, decodeMessage, encodeMessage
 from twisted_turn.testing import FakeUDPTransport, ServerFixture
+from tests.test_stun_message import sendAttributes
 
 PEER = ("8.8.8.8", 6000)
 
@@ -258,6 +259,48 @@ class DataPathTests(SynchronousTestCase):
         bare = RelayProtocol(self.server, self.fixture.clock)
         bare.makeConnection(FakeUDPTransport())
         self.assertFalse(bare.setDontFragment())
+
+    @settings(max_examples=150, deadline=None)
+    @given(sendAttributes, st.booleans(), st.booleans())
+    def test_fastSendPathAgreesWithServer(self, attributes, permitted, fingerprint):
+        """
+        A Send indication has the same effect (what the relay sends, what is counted) whether
+        the listener's fast path takes it or the server decodes it in full.
+        """
+        outcomes = []
+        for fast in (True, False):
+            fixture = ServerFixture()
+            client = fixture.client()
+            client.request(Method.ALLOCATE, [RequestedTransport(17)])
+            if permitted:
+                client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+            if not fast:
+                fixture.listener._relaySend = lambda data, addr: False
+            [relay] = fixture.relayFactory.open.values()
+            client.send(
+                encodeMessage(
+                    Method.SEND, MessageClass.INDICATION, b"f" * 12,
+                    [XorPeerAddress(*PEER), *attributes], fingerprint=fingerprint,
+                )
+            )
+            outcomes.append((relay.transport.written, dict(fixture.server.counters)))
+        self.assertEqual(outcomes[0], outcomes[1])
+
+    def test_fastSendPathUsed(self):
+        """
+        A plain Send indication to a permitted peer is relayed by the listener itself.
+        """
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        calls = []
+        self.patch(self.server, "handleStun", lambda *args: calls.append(args))
+        self.client.send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, b"f" * 12,
+                [XorPeerAddress(*PEER), Data(b"media")],
+            )
+        )
+        self.assertEqual(self.relay.transport.written, [(b"media", PEER)])
+        self.assertEqual(calls, [])
 
     def test_closeStopsListening(self):
         """

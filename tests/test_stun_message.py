@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_stun_attributes import placeableAttributes, transactionIds
 from twisted_turn.stun.attributes import (
     Data,
+    DontFragment,
     ErrorCode,
     Fingerprint,
     IceControlled,
@@ -43,6 +44,7 @@ from twisted_turn.stun.message import (
     Method,
     StunDecodeError,
     decodeMessage,
+    decodeSendIndication,
     encodeDataIndication,
     encodeMessage,
     newTransactionId,
@@ -708,3 +710,65 @@ class DataIndicationTests(SynchronousTestCase):
         self.assertRaises(ValueError, encodeDataIndication, b"t" * 12, "::1", 1, b"x" * 65505)
         message = encodeDataIndication(b"t" * 12, "::1", 1, b"x" * 65504)
         self.assertEqual(len(message), 20 + 28 + 65504)
+
+
+sendAttributes = st.lists(
+    st.one_of(
+        st.builds(XorPeerAddress, st.ip_addresses(v=4).map(str), st.integers(0, 65535)),
+        st.builds(
+            XorPeerAddress,
+            st.ip_addresses(v=6).map(lambda a: socket.inet_ntop(socket.AF_INET6, a.packed)),
+            st.integers(0, 65535),
+        ),
+        st.builds(Data, st.binary(max_size=64)),
+        st.just(DontFragment()),
+        placeableAttributes,
+    ),
+    max_size=5,
+)
+
+
+class SendIndicationTests(SynchronousTestCase):
+    def test_commonCaseRecognised(self):
+        """
+        An IPv4 XOR-PEER-ADDRESS with DATA (and DONT-FRAGMENT) is decoded by the fast path.
+        """
+        for extra in ([], [DontFragment()]):
+            data = encodeMessage(
+                Method.SEND, MessageClass.INDICATION, b"s" * 12,
+                [XorPeerAddress("8.8.8.8", 5000), Data(b"media"), *extra],
+            )
+            self.assertEqual(decodeSendIndication(data), ("8.8.8.8", 5000, b"media"))
+
+    @given(
+        sendAttributes,
+        st.booleans(),
+        st.sampled_from(
+            [(Method.SEND, MessageClass.INDICATION), (Method.DATA, MessageClass.INDICATION),
+             (Method.SEND, MessageClass.REQUEST)]
+        ),
+        st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=2),
+    )
+    def test_agreesWithFullDecoder(self, attributes, fingerprint, kind, mutations):
+        """
+        Whenever the fast path decodes a message (also after random byte changes), the full
+        decoder decodes the same Send indication, with nothing it would refuse or answer
+        differently: no unknown comprehension-required attribute and no FINGERPRINT.
+        """
+        data = bytearray(
+            encodeMessage(kind[0], kind[1], b"t" * 12, attributes, fingerprint=fingerprint)
+        )
+        for position, value in mutations:
+            if position < len(data):
+                data[position] = value
+        fast = decodeSendIndication(bytes(data))
+        if fast is None:
+            return
+        message = decodeMessage(bytes(data))
+        self.assertEqual(
+            (message.method, message.messageClass), (Method.SEND, MessageClass.INDICATION)
+        )
+        self.assertEqual(message.unknownRequired, ())
+        self.assertIsNone(message.get(Fingerprint))
+        peer = message.get(XorPeerAddress)
+        self.assertEqual(fast, (peer.host, peer.port, message.get(Data).value))

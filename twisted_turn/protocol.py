@@ -18,6 +18,7 @@ from twisted.internet.protocol import DatagramProtocol
 
 from twisted_turn._log import makeLogger, worthLogging
 from twisted_turn.allocation import Address
+from twisted_turn.stun.message import decodeSendIndication
 
 _log = makeLogger(__name__)
 
@@ -90,12 +91,42 @@ class ListenerProtocol(DatagramProtocol):
             except Exception:
                 self._counters["dropWriteFailed"] += 1
         elif first < 4:
+            if first == 0 and data[1] == 0x16 and self._relaySend(data, addr):
+                return
             try:
                 self._server.handleStun(data, self.transport, addr, self.serverAddress)
             except Exception:
                 reportInternalError(self._counters)
         else:
             self._counters["dropNotStun"] += 1
+
+
+    def _relaySend(self, data: bytes, addr: Address) -> bool:
+        """
+        Relay a plain Send indication to a permitted peer without the full decode; C{False}
+        when anything is unusual (no allocation, no permission, a port-restricted peer, an
+        attribute L{decodeSendIndication} leaves to the full decoder), so the server decides and
+        counts exactly as before.
+        """
+        allocation = self._clients.get(addr)
+        if allocation is None:
+            return False
+        send = decodeSendIndication(data)
+        if send is None:
+            return False
+        host, port, payload = send
+        now = self._clock.seconds()
+        if (
+            allocation.expiresAt < now
+            or allocation.permissions.get(host, -1.0) < now
+            or host in allocation.restrictedPeers
+        ):
+            return False
+        try:
+            allocation.relay.write(payload, (host, port))
+        except Exception:
+            self._counters["dropWriteFailed"] += 1
+        return True
 
 
 class RelayProtocol(DatagramProtocol):

@@ -34,6 +34,7 @@ __all__ = [
     "Method",
     "StunDecodeError",
     "decodeMessage",
+    "decodeSendIndication",
     "encodeDataIndication",
     "encodeMessage",
     "newTransactionId",
@@ -241,6 +242,59 @@ def encodeDataIndication(transactionId: bytes, host: str, port: int, data: bytes
             0x0012, 8, 0, 1, port ^ 0x2112, packed ^ MAGIC_COOKIE, 0x0013, size,
         )
     return header + data + padding
+
+
+_SEND_INDICATION_TYPE = 0x0016
+_XOR_PEER_ADDRESS = int(AttributeType.XOR_PEER_ADDRESS)
+_DATA = int(AttributeType.DATA)
+_DONT_FRAGMENT = int(AttributeType.DONT_FRAGMENT)
+_SHORT_HEADER = struct.Struct("!HHI")
+_XOR_PEER_4 = struct.Struct("!BBHI")
+
+
+def decodeSendIndication(data: bytes) -> Optional[tuple]:
+    """
+    Decode the common Send indication (RFC 8656 section 11.1) in one pass: an IPv4
+    XOR-PEER-ADDRESS, DATA, and perhaps DONT-FRAGMENT, each once, and nothing else.  Clients
+    without channels send all their media this way.
+
+    Anything else (an IPv6 peer, FINGERPRINT, any other attribute, anything malformed) gives
+    L{None}, and the caller decodes the message with L{decodeMessage}: this function never
+    decides what the full decoder would decide differently.
+
+    @return: C{(host, port, payload)} or L{None}.
+    """
+    end = len(data)
+    if end < 20:
+        return None
+    messageType, length, cookie = _SHORT_HEADER.unpack_from(data)
+    if messageType != _SEND_INDICATION_TYPE or cookie != MAGIC_COOKIE or length != end - 20:
+        return None
+    if length & 3:
+        return None
+    offset = 20
+    peer = payload = None
+    while offset < end:
+        if offset + 4 > end:
+            return None
+        attributeType, size = _ATTRIBUTE_HEADER.unpack_from(data, offset)
+        start = offset + 4
+        stop = start + size
+        if stop > end:
+            return None
+        if attributeType == _XOR_PEER_ADDRESS and peer is None and size == 8:
+            reserved, family, port, address = _XOR_PEER_4.unpack_from(data, start)
+            if reserved or family != 1:
+                return None
+            peer = (socket.inet_ntoa((address ^ MAGIC_COOKIE).to_bytes(4, "big")), port ^ 0x2112)
+        elif attributeType == _DATA and payload is None:
+            payload = data[start:stop]
+        elif attributeType != _DONT_FRAGMENT or size:
+            return None
+        offset = stop + (-size & 3)
+    if peer is None or payload is None:
+        return None
+    return peer[0], peer[1], payload
 
 
 def decodeMessage(data: bytes) -> Message:
