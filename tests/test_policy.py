@@ -329,6 +329,23 @@ class PeerPolicyTests(SynchronousTestCase):
         self.assertTrue(opened.isAllowed("127.0.0.1", 22))
         self.assertFalse(opened.isPortRestricted("127.0.0.1"))
 
+    def test_publicRelayAddressAlsoRestricted(self) -> None:
+        """
+        A relay address outside every denied range is still reachable only on open relay
+        sockets: not on the TURN listener (a relayed request would come from the server
+        itself) nor on the host's other services.
+        """
+        policy = PeerPolicy(
+            relayAddresses=["8.8.8.8"], relayPortOpen=lambda h, p: (h, p) == ("8.8.8.8", 50000)
+        )
+        self.assertTrue(policy.isAllowed("8.8.8.8"))
+        self.assertTrue(policy.isAllowed("8.8.8.8", 50000))
+        self.assertFalse(policy.isAllowed("8.8.8.8", 3478))
+        self.assertTrue(policy.isPortRestricted("8.8.8.8"))
+        self.assertTrue(policy.isAllowed("8.8.4.4", 3478))
+        opened = PeerPolicy(allowed=["8.8.8.8"], relayAddresses=["8.8.8.8"])
+        self.assertTrue(opened.isAllowed("8.8.8.8", 3478))
+
     def test_externalAddressMapsToRelay(self) -> None:
         """
         An announced (--external-ip) address is checked against the relay sockets of the

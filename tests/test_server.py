@@ -923,6 +923,25 @@ class SendIndicationTests(ServerTestMixin, SynchronousTestCase):
         )
         self.assertEqual(bind.messageClass, MessageClass.SUCCESS)
 
+    def test_publicRelayHostListenerUnreachable(self):
+        """
+        With a relay address in no denied range, a client still cannot send through its relay
+        to the server's own listener port on that address (a loop) or any other port there.
+        """
+        fixture = ServerFixture(relayHosts=("8.8.8.8",))
+        client = fixture.client()
+        client.request(Method.ALLOCATE, [UDP])
+        client.request(Method.CREATE_PERMISSION, [XorPeerAddress("8.8.8.8", 1)])
+        client.send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, newTransactionId(),
+                [XorPeerAddress("8.8.8.8", 3478), Data(b"Allocate me")],
+            )
+        )
+        [relay] = fixture.relayFactory.open.values()
+        self.assertEqual(relay.transport.written, [])
+        self.assertEqual(fixture.server.counters["dropPeerDenied"], 1)
+
     def test_sendWithoutAllocationDropped(self):
         """
         A Send indication with no allocation is dropped and counted; nothing is answered.

@@ -220,10 +220,15 @@ class PeerPolicy:
         deniedTexts = _DEFAULT_DENIED + (() if allowLoopback else _LOOPBACK)
         if not isinstance(relayAddresses, Mapping):
             relayAddresses = {host: host for host in relayAddresses}
+        # With --allow-loopback-peers a loopback relay address is an ordinary peer, reachable on
+        # every port as the operator asked; every other relay address reaches only the relay
+        # sockets (see isAllowed).
         self._relays: Dict[IPAddress, str] = {
-            canonicalPeer(announced): bound
-            for announced, bound in relayAddresses.items()
-            if not canonicalPeer(announced).is_unspecified
+            address: bound
+            for address, bound in (
+                (canonicalPeer(announced), bound) for announced, bound in relayAddresses.items()
+            )
+            if not address.is_unspecified and not (allowLoopback and address.is_loopback)
         }
         self._relayPortOpen = relayPortOpen
         self._reachable = _RangeSet(parseAddressRange(text) for text in allowed)
@@ -234,8 +239,9 @@ class PeerPolicy:
         May a client create a permission for (C{port} L{None}), or bind a channel or send to
         (C{port} given), C{host}?
 
-        A relay address passes without a port (a permission is per IP) and with a port in the
-        relay range; L{isPortRestricted} tells the data path which hosts need the port checked.
+        The server's own relay address passes without a port (a permission is per IP) and with
+        the port of an open relay socket, whatever deny ranges it is in; L{isPortRestricted}
+        tells the data path which hosts need the port checked.
 
         @param host: the peer address literal, as the client gave it.
         """
@@ -246,22 +252,21 @@ class PeerPolicy:
         if address in self._reachable:
             return True
         bound = self._relays.get(address)
-        if bound is not None and (port is None or self._relayPortOpen(bound, port)):
-            return True
+        if bound is not None:
+            # Whatever ranges it is in, the TURN host's own address reaches only its relay
+            # sockets: not its listener (a relayed request would come from the server itself)
+            # nor its other services (which may trust their own address).
+            return port is None or self._relayPortOpen(bound, port)
         return address not in self._denied
 
     def isPortRestricted(self, host: str) -> bool:
         """
-        Whether sends to C{host} must pass L{isAllowed} with their port: true for a relay
-        address the policy would otherwise refuse, whose permission covers only the ports of
-        open relay sockets.
+        Whether sends to C{host} must pass L{isAllowed} with their port: true for the server's
+        own relay addresses (unless an allowed range names them), whose permission covers only
+        the ports of open relay sockets.
         """
         try:
             address = canonicalPeer(host)
         except ValueError:
             return False
-        return (
-            address in self._relays
-            and address not in self._reachable
-            and address in self._denied
-        )
+        return address in self._relays and address not in self._reachable
