@@ -18,7 +18,7 @@ OTHER_PEER = ("8.8.4.4", 5000)
 def makeAllocation(clientPort=40000, username="alice", expiresAt=100.0):
     fiveTuple = FiveTuple("192.0.2.5", clientPort, "198.51.100.1", 3478)
     return Allocation(
-        fiveTuple, username, b"k" * 16, False, ("203.0.113.10", 50000),
+        fiveTuple, username, ("203.0.113.10", 50000),
         ("203.0.113.10", 50000), expiresAt,
     )
 

@@ -389,6 +389,21 @@ class AuthenticationTests(ServerTestMixin, SynchronousTestCase):
         self.assertIsNotNone(response.get(MessageIntegritySha256))
         self.assertTrue(verifyIntegrity(response, key))
 
+    def requestWithMd5OnlyOffer(self):
+        """
+        An MD5-signed Allocate echoing a PASSWORD-ALGORITHMS list of MD5 alone.
+        """
+        key = longTermKey("alice", "example.org", "secret", PasswordAlgorithm.MD5)
+        response, _ = self.authenticatedRequest(
+            [
+                Username("alice"),
+                PasswordAlgorithms(((PasswordAlgorithm.MD5, b""),)),
+                PasswordAlgorithmAttribute(PasswordAlgorithm.MD5),
+            ],
+            key,
+        )
+        return response
+
     def test_noPasswordAlgorithmsWithoutFeature(self):
         """
         When the nonces do not advertise the password-algorithms feature, the challenge
@@ -398,31 +413,13 @@ class AuthenticationTests(ServerTestMixin, SynchronousTestCase):
         self.client = self.fixture.client()
         challenge = self.client.request(Method.ALLOCATE, [UDP], authenticate=False)
         self.assertIsNone(challenge.get(PasswordAlgorithms))
-        key = longTermKey("alice", "example.org", "secret", PasswordAlgorithm.MD5)
-        response, _ = self.authenticatedRequest(
-            [
-                Username("alice"),
-                PasswordAlgorithms(((PasswordAlgorithm.MD5, b""),)),
-                PasswordAlgorithmAttribute(PasswordAlgorithm.MD5),
-            ],
-            key,
-        )
-        self.assertEqual(errorCode(response), 400)
+        self.assertEqual(errorCode(self.requestWithMd5OnlyOffer()), 400)
 
     def test_passwordAlgorithmsMismatch(self):
         """
         PASSWORD-ALGORITHMS that differ from what the server offered get 400.
         """
-        key = longTermKey("alice", "example.org", "secret", PasswordAlgorithm.MD5)
-        response, _ = self.authenticatedRequest(
-            [
-                Username("alice"),
-                PasswordAlgorithms(((PasswordAlgorithm.MD5, b""),)),
-                PasswordAlgorithmAttribute(PasswordAlgorithm.MD5),
-            ],
-            key,
-        )
-        self.assertEqual(errorCode(response), 400)
+        self.assertEqual(errorCode(self.requestWithMd5OnlyOffer()), 400)
 
     def test_userhash(self):
         """

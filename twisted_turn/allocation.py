@@ -86,8 +86,8 @@ class Allocation:
     """
 
     __slots__ = (
-        "fiveTuple", "client", "username", "key", "sha256", "relayAddress", "externalAddress",
-        "expiresAt", "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
+        "fiveTuple", "client", "username", "relayAddress", "externalAddress", "expiresAt",
+        "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
         "clientTransport", "allocateTransactionId", "allocateResponse",
     )
 
@@ -95,8 +95,6 @@ class Allocation:
         self,
         fiveTuple: FiveTuple,
         username: Optional[str],
-        key: Optional[bytes],
-        sha256: bool,
         relayAddress: Address,
         externalAddress: Address,
         expiresAt: float,
@@ -105,8 +103,6 @@ class Allocation:
         # Kept as a tuple of its own: the downlink sends to it once per datagram.
         self.client = fiveTuple.client
         self.username = username
-        self.key = key
-        self.sha256 = sha256
         self.relayAddress = relayAddress
         self.externalAddress = externalAddress
         self.expiresAt = expiresAt

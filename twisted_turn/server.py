@@ -469,19 +469,17 @@ class TurnServer:
                     _log.warn("Allocate refused with 508: {reason}", reason=str(e))
                 raise StunError(508)
 
+        if request.get(DontFragment) is not None and not handle.setDontFragment():
+            self.relays.release(host, port, handle)
+            raise StunError(420, extra=(UnknownAttributes((DontFragment.TYPE,)),))
         lifetime = self._lifetime(request)
         allocation = Allocation(
             fiveTuple,
             credentials.username,
-            credentials.key,
-            credentials.sha256,
             (host, port),
             (self._external.get(host, host), port),
             now + lifetime,
         )
-        if request.get(DontFragment) is not None and not handle.setDontFragment():
-            self.relays.release(host, port, handle)
-            raise StunError(420, extra=(UnknownAttributes((DontFragment.TYPE,)),))
         allocation.relay = handle.transport
         allocation.relayPort = handle
         allocation.clientTransport = transport

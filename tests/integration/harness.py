@@ -52,6 +52,15 @@ _MAGIC_COOKIE = 0x2112A442
 _ERROR_CODE = 0x0009
 
 
+def checkoutEnvironment(**extra: str) -> Dict[str, str]:
+    """
+    This process's environment with the checkout first on C{PYTHONPATH}, so a twistd started
+    with it finds the plugin and the package of this checkout, installed or not; plus C{extra}.
+    """
+    path = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def requireTool(name: str) -> str:
     """
     The path of an external tool. Without it the test is skipped, except under CI (the C{CI}
@@ -235,11 +244,7 @@ class TurnServerProcess:
             REALM,
             *args,
         ]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
-        )
-        env["PYTHONUNBUFFERED"] = "1"
+        env = checkoutEnvironment(PYTHONUNBUFFERED="1")
         with open(logPath, "wb") as log:
             self.process = subprocess.Popen(
                 self.command,

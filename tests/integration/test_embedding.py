@@ -7,7 +7,6 @@ with credentials fetched from it.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ from tests.integration.harness import (
     READY_TIMEOUT,
     REPO_ROOT,
     TWISTD,
+    checkoutEnvironment,
     freeRelayRange,
     freeUdpPort,
     runUclient,
@@ -57,9 +57,7 @@ def fetchJson(url: str, timeout: float = READY_TIMEOUT) -> dict:
 def embeddedApplication(tmp_path):
     turnPort, httpPort = freeUdpPort(), freeTcpPort()
     minPort, maxPort = freeRelayRange()
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    env = checkoutEnvironment(
         TURN_SECRET="embedded-secret",
         TURN_PORT=str(turnPort),
         TURN_MIN_PORT=str(minPort),

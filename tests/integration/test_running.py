@@ -7,7 +7,6 @@ must stop it with a message naming them.
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -17,6 +16,7 @@ from tests.integration.harness import (
     REPO_ROOT,
     TWISTD,
     USER,
+    checkoutEnvironment,
     requireTool,
     runUclient,
 )
@@ -80,11 +80,10 @@ def test_ipv6Listener(turnServer, echoPeer, sendIndications) -> None:
 
 
 def runTwistdTurn(*arguments: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.run(
         [*TWISTD, "-n", "--pidfile=", "turn", *arguments],
-        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=60,
+        cwd=REPO_ROOT, env=checkoutEnvironment(), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60,
     )
 
 

@@ -5,19 +5,17 @@ The C{turn} plugin as twistd finds it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
-from tests.integration.harness import REPO_ROOT, TOOL_TIMEOUT, TWISTD
+from tests.integration.harness import REPO_ROOT, TOOL_TIMEOUT, TWISTD, checkoutEnvironment
 
 pytestmark = pytest.mark.integration
 
 
 def twistd(*args: str) -> str:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env = checkoutEnvironment()
     completed = subprocess.run(
         [*TWISTD, *args],
         cwd=REPO_ROOT,
