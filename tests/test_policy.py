@@ -139,7 +139,9 @@ class ParseAddressRangeTests(SynchronousTestCase):
         An IPv6 range that embeds every IPv4 address (a NAT64 or mapped prefix) is refused:
         allowed, it would make loopback and private IPv4 peers reachable.
         """
-        for text in ("64:ff9b::/96", "::ffff:0:0/96", "2002::/16", "::ffff:0.0.0.0-::ffff:255.255.255.255"):
+        for text in (
+            "64:ff9b::/96", "::ffff:0:0/96", "2002::/16", "::ffff:0.0.0.0-::ffff:255.255.255.255"
+        ):
             error = self.assertRaises(ValueError, parseAddressRange, text)
             self.assertIn("embeds every IPv4 address", str(error))
         self.assertRaises(ValueError, PeerPolicy, allowed=["64:ff9b::/96"])

@@ -403,7 +403,8 @@ class TurnServer:
             >= self._userQuota
         ):
             raise StunError(486)
-        if self._totalQuota and len(self.table) + self.relays.reservationCount() >= self._totalQuota:
+        held = len(self.table) + self.relays.reservationCount()
+        if self._totalQuota and held >= self._totalQuota:
             raise StunError(486)
 
     def _allocate(
