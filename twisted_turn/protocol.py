@@ -91,15 +91,14 @@ class ListenerProtocol(DatagramProtocol):
             except Exception:
                 self._counters["dropWriteFailed"] += 1
         elif first < 4:
-            if first == 0 and data[1] == 0x16 and self._relaySend(data, addr):
-                return
             try:
+                if first == 0 and data[1] == 0x16 and self._relaySend(data, addr):
+                    return
                 self._server.handleStun(data, self.transport, addr, self.serverAddress)
             except Exception:
                 reportInternalError(self._counters)
         else:
             self._counters["dropNotStun"] += 1
-
 
     def _relaySend(self, data: bytes, addr: Address) -> bool:
         """
