@@ -23,17 +23,18 @@ from twisted_turn.config import (
 )
 
 # DESIGN.md section 4 lists these as the first set; nonce-secret and rest-api-separator are
-# served too. no-tcp, no-tls, no-dtls, tls-listening-port, cert, pkey and the UDP batching
-# switches come with later issues.
+# served too, and so are the UDP batching switches. no-tcp, no-tls, no-dtls, tls-listening-port,
+# cert and pkey come with a later issue.
 SERVED = (
     "listening-port listening-ip relay-ip external-ip min-port max-port realm user lt-cred-mech "
     "use-auth-secret static-auth-secret no-auth fingerprint allow-loopback-peers denied-peer-ip "
     "allowed-peer-ip no-multicast-peers max-allocate-lifetime channel-lifetime "
     "permission-lifetime stale-nonce software-attribute no-udp user-quota total-quota log-file "
-    "verbose pidfile nonce-secret rest-api-separator"
+    "verbose pidfile nonce-secret rest-api-separator udp-recvmmsg udp-sendmmsg udp-gso "
+    "udp-batch-size"
 ).split()
 NOT_SERVED_YET = (
-    "no-tcp no-tls no-dtls tls-listening-port cert pkey udp-recvmmsg udp-sendmmsg udp-gso max-bps"
+    "no-tcp no-tls no-dtls tls-listening-port cert pkey max-bps"
 ).split()
 
 
@@ -308,6 +309,28 @@ class FlagTests(SynchronousTestCase):
         self.assertEqual(
             (config.udpRecvmmsg, config.udpSendmmsg, config.udpGso), (True, None, False)
         )
+
+    def test_gsoNeedsSendmmsg(self) -> None:
+        """
+        --udp-gso with --udp-sendmmsg=false is an error that says why; --udp-gso=false with it,
+        or --udp-sendmmsg=false alone, is fine.
+        """
+        e = self.assertRaises(ConfigError, fromFile, "udp-gso\nudp-sendmmsg=false\n")
+        self.assertEqual(e.option, "udp-gso")
+        self.assertIn("needs --udp-sendmmsg", str(e))
+        self.assertEqual(e.lineNumber, 1)
+        self.assertFalse(fromFile("udp-gso=false\nudp-sendmmsg=false\n").udpSendmmsg)
+        self.assertIsNone(fromFile("udp-sendmmsg=false\n").udpGso)
+
+    def test_batchSizeBounds(self) -> None:
+        """
+        --udp-batch-size is 64 by default and takes 1 to 1024.
+        """
+        self.assertEqual(fromFile("").udpBatchSize, 64)
+        self.assertEqual(fromFile("udp-batch-size=8\n").udpBatchSize, 8)
+        for bad in ("0", "1025", "x"):
+            e = self.assertRaises(ConfigError, fromFile, f"udp-batch-size={bad}\n")
+            self.assertEqual(e.option, "udp-batch-size")
 
     def test_laterValueWins(self) -> None:
         """
@@ -694,13 +717,13 @@ class NotImplementedTests(SynchronousTestCase):
         """
         Those with a L{TurnConfig} field still set it, validated.
         """
-        config = fromFile("udp-gso=false\ntls-listening-port=5350\ncert=/c.pem\nmax-bps=1000\n")
+        config = fromFile("no-tls=false\ntls-listening-port=5350\ncert=/c.pem\nmax-bps=1000\n")
         self.assertEqual(
-            (config.udpGso, config.tlsListeningPort, config.cert, config.maxBps),
+            (config.noTls, config.tlsListeningPort, config.cert, config.maxBps),
             (False, 5350, "/c.pem", 1000),
         )
         self.assertEqual(
-            config.notImplemented, ("udp-gso", "tls-listening-port", "cert", "max-bps")
+            config.notImplemented, ("no-tls", "tls-listening-port", "cert", "max-bps")
         )
 
     def test_valuesValidated(self) -> None:
@@ -768,7 +791,7 @@ class MakeConfigTests(SynchronousTestCase):
             users=[("alice", "0xnot-a-key"), ("bob", b"k" * 16)],
             externalIps=[("203.0.113.7", "10.0.0.7")],
             fingerprint=True,
-            udpGso=False,
+            maxBps=1000,
         )
         self.assertEqual(config.listeningPort, 3479)
         self.assertEqual(config.listeningIps, ("127.0.0.1",))
@@ -776,7 +799,7 @@ class MakeConfigTests(SynchronousTestCase):
         self.assertEqual(config.users, (("alice", "0xnot-a-key"), ("bob", b"k" * 16)))
         self.assertEqual(config.externalIps, (("203.0.113.7", "10.0.0.7"),))
         self.assertTrue(config.fingerprint)
-        self.assertEqual((config.udpGso, config.notImplemented), (False, ("udp-gso",)))
+        self.assertEqual((config.maxBps, config.notImplemented), (1000, ("max-bps",)))
 
     def test_stringValues(self) -> None:
         """

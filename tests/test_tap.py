@@ -157,8 +157,8 @@ class CommandLineTests(SynchronousTestCase):
         """
         Options not served yet are accepted and recorded.
         """
-        config = parse("--no-tls", "--relay-threads", "4", "--udp-gso=false")
-        self.assertEqual(config.notImplemented, ("no-tls", "relay-threads", "udp-gso"))
+        config = parse("--no-tls", "--relay-threads", "4", "--max-bps=100")
+        self.assertEqual(config.notImplemented, ("no-tls", "relay-threads", "max-bps"))
 
     def test_sameAsMakeConfig(self) -> None:
         """
@@ -273,7 +273,8 @@ class HelpTests(SynchronousTestCase):
         self.assertIn("[default: 3478]", text)
         self.assertIn("-c, --config=", text)
         self.assertIn("--udp-gso ", text)
-        self.assertIn("(not served yet) Send runs of equal", text)
+        self.assertIn("Flush runs of equal", text)
+        self.assertIn("(not served yet) TLS certificate", text)
 
     def test_version(self) -> None:
         """

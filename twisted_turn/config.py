@@ -86,6 +86,7 @@ class TurnConfig:
     udpRecvmmsg: Optional[bool] = None
     udpSendmmsg: Optional[bool] = None
     udpGso: Optional[bool] = None
+    udpBatchSize: int = 64
     logFile: Optional[str] = None
     verbose: bool = False
     pidfile: Optional[str] = None
@@ -471,6 +472,17 @@ OPTIONS: Tuple[Option, ...] = (
     Option("total-quota", "Q", "int", "totalQuota",
            "Most allocations in total; 0 for no limit.", **_COUNT),
     Option("no-udp", None, "flag", "noUdp", "Do not listen for clients over UDP."),
+    Option("udp-recvmmsg", None, "flag", "udpRecvmmsg",
+           "Receive UDP in batches with recvmmsg (default: on where the native module is "
+           "built; --udp-recvmmsg=false turns it off)."),
+    Option("udp-sendmmsg", None, "flag", "udpSendmmsg",
+           "Queue UDP writes made while a batch is delivered and flush them with sendmmsg "
+           "(default: on where the native module is built)."),
+    Option("udp-gso", None, "flag", "udpGso",
+           "Flush runs of equal-size datagrams to one destination as one UDP GSO send "
+           "(default: on with --udp-sendmmsg; needs it)."),
+    Option("udp-batch-size", None, "int", "udpBatchSize",
+           "Datagrams per recvmmsg call.", minimum=1, maximum=1024),
     Option("log-file", "l", "str", "logFile", "Write the log to this file."),
     Option("verbose", "v", "flag", "verbose", "Log at debug level."),
     Option("Verbose", "V", "flag", "verbose", "coturn's extra verbose: the same as --verbose."),
@@ -485,12 +497,6 @@ OPTIONS: Tuple[Option, ...] = (
            "TLS and DTLS port to listen on for clients.", **_PORT),
     _later("cert", None, "str", "cert", "TLS certificate file (PEM)."),
     _later("pkey", None, "str", "pkey", "TLS private key file (PEM)."),
-    _later("udp-recvmmsg", None, "flag", "udpRecvmmsg",
-           "Receive UDP in batches with recvmmsg (default: when available)."),
-    _later("udp-sendmmsg", None, "flag", "udpSendmmsg",
-           "Send UDP in batches with sendmmsg (default: when available)."),
-    _later("udp-gso", None, "flag", "udpGso",
-           "Send runs of equal datagrams with UDP GSO (default: when available)."),
     # Recognised only, so that an existing coturn configuration runs; each warns when given.
     _later("listening-device", "d", "str", None, "Listen on this network device only."),
     _later("relay-device", "i", "str", None, "Relay through this network device only."),
@@ -758,6 +764,12 @@ def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -
             "external-ip",
             "more than one public address without a private one for the same family; map each "
             "as PUBLIC/PRIVATE",
+        )
+    if config.udpGso and config.udpSendmmsg is False:
+        raise fail(
+            "udp-gso",
+            "needs --udp-sendmmsg: GSO is how queued datagrams are flushed, and with "
+            "--udp-sendmmsg=false nothing is queued",
         )
     return config
 

@@ -15,11 +15,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.application.service import MultiService
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorFDSet
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import globalLogPublisher, textFileLogObserver
 
+from twisted_turn import udp
 from twisted_turn._log import makeLogger, setVerbose
+from twisted_turn._native import NativeUnavailable, loadNative
 from twisted_turn.auth import (
     FEATURE_PASSWORD_ALGORITHMS,
     FEATURE_USERNAME_ANONYMITY,
@@ -44,6 +47,9 @@ FILE_MARGIN = 64
 
 #: --log-file values that mean "the standard output", as in coturn: no file of our own.
 _STDOUT_NAMES = ("stdout", "-")
+
+#: Seconds between the info-level summaries of the UDP batching counters.
+SUMMARY_INTERVAL = 60.0
 
 #: Largest UDP payload we accept; Twisted's default (8192) would truncate jumbo ChannelData.
 MAX_DATAGRAM = 65535
@@ -157,6 +163,10 @@ class TurnService(MultiService):
         self._reactor = reactor
         self.listeningPorts: List[Any] = []
         self._sweeper: Optional[LoopingCall] = None
+        self._summarizer: Optional[LoopingCall] = None
+        self._lastSummary: Optional[Dict[str, Any]] = None
+        #: How UDP ports batch; decided at start, from the options and the native module.
+        self.batching = udp.STOCK
         self._logObserver: Any = None
         self._logFile: Any = None
 
@@ -258,7 +268,7 @@ class TurnService(MultiService):
     def _openRelay(self, host: str, port: int) -> RelayProtocol:
         protocol = RelayProtocol(self.server, self._reactor)
         try:
-            self._reactor.listenUDP(port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM)
+            udp.listenUDP(self._reactor, port, protocol, host, MAX_DATAGRAM, self.batching)
         except CannotListenError as e:
             # Keep the errno: the allocator tells "port taken" from "cannot open any socket".
             raise OSError(getattr(e.socketError, "errno", None), str(e)) from e
@@ -300,6 +310,8 @@ class TurnService(MultiService):
             except OSError as e:
                 raise StartupError(f"cannot write the pid file {config.pidfile}: {e.strerror}")
         self._warnAboutConfiguration()
+        self.batching = self._batchingOptions()
+        _log.info("UDP runs on {description}", description=self.batching.describe())
         for host in self.relayHosts:
             self._probeRelayHost(host)
         if self.generatedUser is not None:
@@ -310,6 +322,10 @@ class TurnService(MultiService):
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = self._reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
+        if self.batching.batching:
+            self._summarizer = LoopingCall(self._summarize)
+            self._summarizer.clock = self._reactor
+            self._summarizer.start(SUMMARY_INTERVAL, now=False)
         _log.info(
             "TURN server on {listeners} port {port}, relaying on {relays} "
             "ports {minPort}-{maxPort}, realm {realm!r}",
@@ -354,6 +370,84 @@ class TurnService(MultiService):
                     public=public, private=private,
                 )
 
+    def _batchingOptions(self) -> udp.BatchingOptions:
+        """
+        The UDP batching switches: each of --udp-recvmmsg, --udp-sendmmsg and --udp-gso is on
+        unless switched off, where the native module is present (TWISTED_TURN_NATIVE policy).
+
+        @raise StartupError: TWISTED_TURN_NATIVE=require and the module is missing.
+        """
+        config = self.config
+        try:
+            native, reason = loadNative()
+        except NativeUnavailable as e:
+            raise StartupError(str(e))
+        if native is not None and not IReactorFDSet.providedBy(self._reactor):
+            # The batching port watches its descriptor itself; a reactor that cannot (a test's
+            # fake, or one without file descriptors) gets the stock ports it makes.
+            native, reason = None, "the reactor does not provide IReactorFDSet"
+        sendmmsg = config.udpSendmmsg is not False
+        options = udp.BatchingOptions(
+            native=native,
+            recvmmsg=config.udpRecvmmsg is not False,
+            sendmmsg=sendmmsg,
+            gso=sendmmsg and config.udpGso is not False,
+            batchSize=config.udpBatchSize,
+            budget=max(udp.DEFAULT_BUDGET, config.udpBatchSize),
+            nativeReason=reason,
+        )
+        if native is None:
+            asked = [
+                "--udp-" + name
+                for name, value in (
+                    ("recvmmsg", config.udpRecvmmsg),
+                    ("sendmmsg", config.udpSendmmsg),
+                    ("gso", config.udpGso),
+                )
+                if value
+            ]
+            if asked:
+                _log.warn(
+                    "{options} need the native module, which is not in use ({reason})",
+                    options=", ".join(asked), reason=reason,
+                )
+        return options
+
+    def udpCounters(self) -> Dict[str, Any]:
+        """
+        The UDP batching counters of this process (see L{udp.udpCounters}).
+        """
+        return udp.udpCounters(self.batching)
+
+    def _summarize(self) -> None:
+        # Only when something happened since the last one: an idle server stays quiet.
+        counters = self.udpCounters()
+        if counters == self._lastSummary:
+            return
+        self._lastSummary = counters
+        histogram = counters.get("batchSizes", {})
+        drops = {
+            name: value for name, value in counters.items()
+            if (name.startswith("drop") or name.endswith("Error")) and value
+        }
+        _log.info(
+            "UDP: {datagramsReceived} datagrams in {recvmmsgCalls} recvmmsg calls (batch "
+            "sizes {histogram}); {datagramsSent} sent in {flushes} flushes: {gsoSends} GSO "
+            "sends of {gsoDatagrams} datagrams, {sendmmsgCalls} sendmmsg calls; GSO {gso}; "
+            "drops {drops}",
+            datagramsReceived=counters["datagramsReceived"],
+            recvmmsgCalls=counters["recvmmsgCalls"],
+            histogram=" ".join(f"{k}:{v}" for k, v in histogram.items() if v) or "none",
+            datagramsSent=counters["datagramsSent"],
+            flushes=counters["flushes"],
+            gsoSends=counters["gsoSends"],
+            gsoDatagrams=counters["gsoDatagrams"],
+            sendmmsgCalls=counters["sendmmsgCalls"],
+            gso="on" if counters["gsoEnabled"] else "off",
+            drops=" ".join(f"{k}:{v}" for k, v in drops.items()) or "none",
+            counters=counters,
+        )
+
     def _probeRelayHost(self, host: str) -> None:
         """
         Bind and close a socket on a relay address, so a relay address this host does not have
@@ -381,8 +475,8 @@ class TurnService(MultiService):
             if host == "::":
                 listening = self._listenIPv6Only(port, protocol)
             else:
-                listening = self._reactor.listenUDP(
-                    port, protocol, interface=host, maxPacketSize=MAX_DATAGRAM
+                listening = udp.listenUDP(
+                    self._reactor, port, protocol, host, MAX_DATAGRAM, self.batching
                 )
         except CannotListenError as e:
             where = f"[{host}]" if ":" in host else host
@@ -400,8 +494,8 @@ class TurnService(MultiService):
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(("::", port))
             sock.setblocking(False)
-            return self._reactor.adoptDatagramPort(
-                sock.fileno(), socket.AF_INET6, protocol, maxPacketSize=MAX_DATAGRAM
+            return udp.adoptDatagramPort(
+                self._reactor, sock, protocol, MAX_DATAGRAM, self.batching
             )
         except OSError as e:
             raise CannotListenError("::", port, e) from e
@@ -436,8 +530,9 @@ class TurnService(MultiService):
         """
         Undo what L{_start} did, as far as it got.
         """
-        if self._sweeper is not None and self._sweeper.running:
-            self._sweeper.stop()
+        for loop in (self._sweeper, self._summarizer):
+            if loop is not None and loop.running:
+                loop.stop()
         for port in self.listeningPorts:
             port.stopListening()
         self.listeningPorts = []

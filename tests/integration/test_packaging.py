@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 def test_wheelContents(tmp_path):
     """
-    C{pip wheel .} builds a wheel with the modules and the plugin pointer, and no
+    C{pip wheel .} builds a wheel with the modules, the native module compiled by cffi, the
+    plugin pointers (the C{turn} service and the C{turnepoll} reactor), and no
     C{twisted/plugins/__init__.py} (which would hide Twisted's own plugins).
     """
     subprocess.run(
@@ -30,12 +31,17 @@ def test_wheelContents(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in [
         "twisted/plugins/twisted_turn_plugin.py",
+        "twisted/plugins/twisted_turn_reactors.py",
+        "twisted_turn/udp.py",
+        "twisted_turn/_native.py",
+        "twisted_turn/bench/__init__.py",
         "twisted_turn/__init__.py",
         "twisted_turn/server.py",
         "twisted_turn/stun/message.py",
         "twisted_turn/stun/attributes.py",
     ]:
         assert expected in names, sorted(names)
+    assert [name for name in names if name.startswith("twisted_turn/_turnio.")], sorted(names)
     assert "twisted/plugins/__init__.py" not in names
     assert "twisted/__init__.py" not in names
     assert not [name for name in names if name.startswith("tests/")]

@@ -33,6 +33,9 @@ allow-loopback-peers   # the echo peer is on 127.0.0.1
 # Recognised, not served yet: the server must start and say so.
 no-tls
 cert=/etc/ssl/turn_server_cert.pem
+relay-threads=4
+
+# Served: coturn's switch for UDP GSO.
 udp-gso=false
 """
 
@@ -53,7 +56,7 @@ def test_coturnConfigFile(turnServer, echoPeer, tmp_path) -> None:
     conf.write_text(COTURN_STYLE_CONF.format(user=USER, password=PASSWORD))
     server = turnServer("-c", str(conf))
     log = server.log()
-    for option in ("no-tls", "cert", "udp-gso"):
+    for option in ("no-tls", "cert", "relay-threads"):
         assert f"Option {option} is recognised but not served yet" in log, log
     linesBefore = len(server.log().splitlines())
 

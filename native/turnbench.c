@@ -1,0 +1,2 @@
+#include "turnbench.h"
+int tb_version(void) { return 1; }

@@ -1,0 +1,3 @@
+"""
+The relay benchmark (python -m twisted_turn.bench).
+"""
