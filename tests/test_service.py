@@ -4,15 +4,29 @@ the sweep on the reactor's clock, and announces what an operator needs to know.
 """
 
 import os
+import select
+import socket
 
-from twisted.logger import capturedLogs
+from twisted.internet.interfaces import IReactorFDSet
+from twisted.logger import LogLevel, capturedLogs, formatEvent
+from zope.interface import implementer
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from twisted_turn import _native, udp
+from twisted_turn._native import loadNative
 from twisted_turn.config import ConfigError, makeConfig
-from twisted_turn.service import MAX_DATAGRAM, SWEEP_INTERVAL, StartupError, TurnService
+from twisted_turn.service import (
+    MAX_DATAGRAM,
+    SUMMARY_INTERVAL,
+    SWEEP_INTERVAL,
+    StartupError,
+    TurnService,
+)
 from twisted_turn.stun.attributes import Lifetime, RequestedTransport, XorRelayedAddress
-from twisted_turn.stun.message import MessageClass, Method
+from twisted_turn.stun.message import MessageClass, Method, encodeMessage, newTransactionId
 from twisted_turn.testing import MemoryUDPReactor, TestClient
+
+from tests.integration.harness import freeUdpPort
 
 UDP = RequestedTransport(17)
 
@@ -355,3 +369,180 @@ class TurnServiceTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(pidfile))
         with open(logfile) as f:
             self.assertIn("TURN server on 198.51.100.1", f.read())
+
+
+@implementer(IReactorFDSet)
+class MemoryFDReactor(MemoryUDPReactor):
+    """
+    A L{MemoryUDPReactor} that also takes descriptors to watch (and never watches them), so
+    the service chooses the batching port, which then binds real sockets.
+    """
+
+    def __init__(self) -> None:
+        MemoryUDPReactor.__init__(self)
+        self.readers: set = set()
+
+    def addReader(self, reader):
+        self.readers.add(reader)
+
+    def removeReader(self, reader):
+        self.readers.discard(reader)
+
+    def addWriter(self, writer):
+        pass
+
+    def removeWriter(self, writer):
+        pass
+
+    def removeAll(self):
+        readers, self.readers = list(self.readers), set()
+        return readers
+
+    def getReaders(self):
+        return list(self.readers)
+
+    def getWriters(self):
+        return []
+
+
+class BatchingServiceTests(SynchronousTestCase):
+    """
+    The service runs its UDP sockets on the batching port where the native module is present,
+    as --udp-recvmmsg, --udp-sendmmsg and --udp-gso say.
+    """
+
+    def setUp(self):
+        self.native, why = loadNative({})
+        if self.native is None:
+            if os.environ.get("CI"):
+                raise AssertionError(why)
+            raise SkipTest(why)
+
+    def startService(self, **options):
+        options.setdefault("listeningIps", ("127.0.0.1",))
+        options.setdefault("relayIps", ("127.0.0.1",))
+        options.setdefault("users", (("alice", "secret"),))
+        options.setdefault("listeningPort", freeUdpPort())
+        self.reactor = MemoryFDReactor()
+        service = TurnService(reactor=self.reactor, **options)
+        with capturedLogs() as events:
+            service.startService()
+        self.addCleanup(self.stop, service)
+        self.startLog = [formatEvent(e) for e in events]
+        return service
+
+    def stop(self, service):
+        service.stopService()
+        self.reactor.advance(0)
+
+    def test_batchingByDefault(self):
+        """
+        By default listeners are batching ports with recvmmsg, sendmmsg and GSO, and the
+        start-up log says so in one line.
+        """
+        service = self.startService()
+        [port] = service.listeningPorts
+        self.assertIsInstance(port, udp.BatchingPort)
+        self.assertIn(port, self.reactor.readers)
+        self.assertEqual(
+            (service.batching.recvmmsg, service.batching.sendmmsg, service.batching.gso),
+            (True, True, True),
+        )
+        lines = [line for line in self.startLog if line.startswith("UDP runs on")]
+        self.assertEqual(
+            lines, ["UDP runs on the batching UDP port: recvmmsg batches of 64, sendmmsg, UDP GSO"]
+        )
+        self.assertEqual(service.udpCounters()["backend"], "native")
+
+    def test_relaySocketsBatch(self):
+        """
+        Relay sockets opened for allocations are batching ports too.
+        """
+        service = self.startService()
+        relay = service.server.relays._opener("127.0.0.1", 0)
+        self.addCleanup(relay.close)
+        self.assertIsInstance(relay.transport, udp.BatchingPort)
+
+    def test_switchesOff(self):
+        """
+        --udp-gso=false keeps batching without GSO; --udp-batch-size sets the batch;
+        --udp-recvmmsg=false with --udp-sendmmsg=false is the stock port.
+        """
+        service = self.startService(udpGso=False, udpBatchSize=16)
+        self.assertEqual((service.batching.gso, service.batching.batchSize), (False, 16))
+        self.assertIsInstance(service.listeningPorts[0], udp.BatchingPort)
+        service = self.startService(udpRecvmmsg=False, udpSendmmsg=False)
+        self.assertNotIsInstance(service.listeningPorts[0], udp.BatchingPort)
+        self.assertEqual(service.udpCounters()["backend"], "stock")
+        self.assertIn(
+            "UDP runs on Twisted's stock UDP port (--udp-recvmmsg and --udp-sendmmsg are off)",
+            self.startLog,
+        )
+
+    def test_policyOff(self):
+        """
+        TWISTED_TURN_NATIVE=off runs on the stock port and says why in one line; a switch
+        asked for explicitly is named in a warning.
+        """
+        self.patch(os, "environ", {"TWISTED_TURN_NATIVE": "off"})
+        service = self.startService(udpGso=True)
+        self.assertNotIsInstance(service.listeningPorts[0], udp.BatchingPort)
+        self.assertIn("UDP runs on Twisted's stock UDP port: TWISTED_TURN_NATIVE=off",
+                      self.startLog)
+        self.assertIn(
+            "--udp-gso need the native module, which is not in use (TWISTED_TURN_NATIVE=off)",
+            self.startLog,
+        )
+
+    def test_requireMissing(self):
+        """
+        TWISTED_TURN_NATIVE=require without the module stops the start with a clear message.
+        """
+
+        def missing():
+            raise ImportError("No module named 'twisted_turn._turnio'")
+
+        self.patch(os, "environ", {"TWISTED_TURN_NATIVE": "require"})
+        self.patch(_native, "_importModule", missing)
+        service = TurnService(
+            reactor=MemoryFDReactor(), listeningIps=("127.0.0.1",), relayIps=("127.0.0.1",),
+            users=(("a", "b"),),
+        )
+        e = self.assertRaises(StartupError, service.startService)
+        self.assertIn("TWISTED_TURN_NATIVE=require", str(e))
+        self.assertEqual(service.listeningPorts, [])
+
+    def test_summaryEvery60Seconds(self):
+        """
+        Every 60 seconds the counters are logged at info level in one line, when they changed
+        since the last summary.
+        """
+        service = self.startService()
+        [port] = service.listeningPorts
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(client.close)
+        client.settimeout(5)
+
+        def bindingRoundTrip():
+            request = encodeMessage(
+                Method.BINDING, MessageClass.REQUEST, newTransactionId(), []
+            )
+            client.sendto(request, (port.getHost().host, port.getHost().port))
+            select.select([port.fileno()], [], [], 5)
+            port.doRead()
+            client.recv(1000)
+
+        bindingRoundTrip()
+        with capturedLogs() as events:
+            self.reactor.advance(SUMMARY_INTERVAL - 1)
+            self.assertEqual(events, [])
+            self.reactor.advance(1)
+            [summary] = [e for e in events if "recvmmsg calls" in e["log_format"]]
+            self.assertEqual(summary["log_level"], LogLevel.info)
+            self.assertGreaterEqual(summary["counters"]["datagramsReceived"], 1)
+            self.assertIn("GSO on", formatEvent(summary))
+            self.reactor.advance(SUMMARY_INTERVAL)
+            self.assertEqual(len([e for e in events if "recvmmsg calls" in e["log_format"]]), 1)
+            bindingRoundTrip()
+            self.reactor.advance(SUMMARY_INTERVAL)
+            self.assertEqual(len([e for e in events if "recvmmsg calls" in e["log_format"]]), 2)

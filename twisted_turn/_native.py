@@ -30,7 +30,7 @@ def _importModule() -> Any:
 
 
 def loadNative(
-    environ: Optional[Mapping[str, str]] = None, importModule: Any = _importModule
+    environ: Optional[Mapping[str, str]] = None, importModule: Any = None
 ) -> Tuple[Optional[Any], str]:
     """
     Apply the policy in C{environ} (by default C{os.environ}).
@@ -42,6 +42,8 @@ def loadNative(
     """
     if environ is None:
         environ = os.environ
+    if importModule is None:
+        importModule = _importModule
     policy = environ.get(POLICY_VARIABLE, "auto").strip().lower() or "auto"
     if policy not in POLICIES:
         raise NativeUnavailable(

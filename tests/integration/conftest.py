@@ -7,7 +7,7 @@ test.
 
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, List, Optional, Sequence
 
 import pytest
 
@@ -22,8 +22,12 @@ def turnServer(tmp_path) -> Callable[..., TurnServerProcess]:
     """
     servers: List[TurnServerProcess] = []
 
-    def start(*options: str) -> TurnServerProcess:
-        server = TurnServerProcess(tmp_path / f"turn-{len(servers)}.log", options)
+    def start(
+        *options: str, twistdArgs: Sequence[str] = (), environment: Optional[dict] = None
+    ) -> TurnServerProcess:
+        server = TurnServerProcess(
+            tmp_path / f"turn-{len(servers)}.log", options, twistdArgs, environment
+        )
         servers.append(server)
         return server
 

@@ -221,7 +221,13 @@ class TurnServerProcess:
     @ivar maxPort: the last relay port.
     """
 
-    def __init__(self, logPath: Path, args: Sequence[str]) -> None:
+    def __init__(
+        self,
+        logPath: Path,
+        args: Sequence[str],
+        twistdArgs: Sequence[str] = (),
+        environment: Optional[Dict[str, str]] = None,
+    ) -> None:
         self.port = freeUdpPort()
         self.minPort, self.maxPort = freeRelayRange()
         self.logPath = logPath
@@ -229,6 +235,7 @@ class TurnServerProcess:
             *TWISTD,
             "-n",
             "--pidfile=",
+            *twistdArgs,
             "turn",
             "--listening-ip",
             HOST,
@@ -244,7 +251,7 @@ class TurnServerProcess:
             REALM,
             *args,
         ]
-        env = checkoutEnvironment(PYTHONUNBUFFERED="1")
+        env = checkoutEnvironment(PYTHONUNBUFFERED="1", **(environment or {}))
         with open(logPath, "wb") as log:
             self.process = subprocess.Popen(
                 self.command,
