@@ -47,7 +47,6 @@ from twisted_turn.stun.integrity import verifyIntegrity
 from twisted_turn.stun.message import (
     MessageClass,
     Method,
-    decodeMessage,
     encodeMessage,
     newTransactionId,
 )

@@ -469,7 +469,8 @@ class BatchingPort(udp.Port):
         groups = array("I")
         destinations = []
         for addr, queue in queues.items():
-            destinations.append(names[addr])
+            # The cache may have been cleared since the write (it is bounded): pack again.
+            destinations.append(names.get(addr) or self._name(addr))
             groups.append(len(queue))
             payloads += queue
         lengths = array("I", map(len, payloads))

@@ -446,3 +446,15 @@ def runUclient(
         ) from None
     output = (completed.stdout + completed.stderr).decode(errors="replace")
     return UclientResult(completed.returncode, output)
+
+
+def runTwistdTurn(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    """
+    Run C{twistd -n turn} with C{arguments} to its end (for options that must stop it), with
+    C{environment} added to the checkout's.
+    """
+    return subprocess.run(
+        [*TWISTD, "-n", "--pidfile=", "turn", *arguments],
+        cwd=REPO_ROOT, env=checkoutEnvironment(**environment), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60,
+    )

@@ -7,17 +7,14 @@ bad policy or switch combination stops the start with one line.
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
 from tests.integration.harness import (
     PASSWORD,
-    REPO_ROOT,
-    TWISTD,
     USER,
-    checkoutEnvironment,
     requireTool,
+    runTwistdTurn,
     runUclient,
 )
 
@@ -93,14 +90,6 @@ def test_pollScopeReactor(turnServer, echoPeer) -> None:
     server = turnServer(*CREDENTIALS, twistdArgs=("-r", "turnepoll"))
     assert "twisted_turn.pollscope.PollScopeReactor" in server.log(), server.log()
     relays(server, echoPeer)
-
-
-def runTwistdTurn(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*TWISTD, "-n", "--pidfile=", "turn", *arguments],
-        cwd=REPO_ROOT, env=checkoutEnvironment(**environment), stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=60,
-    )
 
 
 def test_badPolicy() -> None:

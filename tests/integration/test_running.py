@@ -7,17 +7,14 @@ must stop it with a message naming them.
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
 from tests.integration.harness import (
     PASSWORD,
-    REPO_ROOT,
-    TWISTD,
     USER,
-    checkoutEnvironment,
     requireTool,
+    runTwistdTurn,
     runUclient,
 )
 
@@ -80,14 +77,6 @@ def test_ipv6Listener(turnServer, echoPeer, sendIndications) -> None:
         sendIndications=sendIndications, serverHost="::1",
     )
     assert result.stats == {"sent": 30, "received": 30, "lost": 0, "sendDropped": 0}, result
-
-
-def runTwistdTurn(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*TWISTD, "-n", "--pidfile=", "turn", *arguments],
-        cwd=REPO_ROOT, env=checkoutEnvironment(), stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=60,
-    )
 
 
 @pytest.mark.parametrize(
