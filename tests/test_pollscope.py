@@ -113,3 +113,57 @@ class PerPortScopeTests(PollScopeTests):
 
     reactorFactory = EPollReactor
     flushesPerIteration = 2
+
+
+class DispatchTests(SynchronousTestCase):
+    """
+    What L{PollScopeReactor} does besides batching ports.
+    """
+
+    def setUp(self) -> None:
+        if native is None:
+            if os.environ.get("CI"):
+                raise AssertionError(_whyNot)
+            raise SkipTest(_whyNot)
+        self.reactor = PollScopeReactor()
+        self.addCleanup(PollScopeTests.closeReactor, self)
+        self.sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(self.sender.close)
+
+    def test_stockPortServed(self) -> None:
+        """
+        Other readers (a stock Twisted UDP port here) are served as by the epoll reactor.
+        """
+        received: List[bytes] = []
+
+        class Collect(DatagramProtocol):
+            noisy = False
+
+            def datagramReceived(self, data: bytes, addr: Any) -> None:
+                received.append(data)
+
+        port = self.reactor.listenUDP(0, Collect(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.sender.sendto(b"stock", ("127.0.0.1", port.getHost().port))
+        select.select([port.fileno()], [], [], 5)
+        self.reactor.doIteration(1)
+        self.assertEqual(received, [b"stock"])
+
+    def test_escapedErrorLoggedPortKept(self) -> None:
+        """
+        An exception escaping a batching port's C{doRead} is logged; the port keeps being
+        read and the scope is closed.
+        """
+        port = udp.listenUDP(self.reactor, 0, DatagramProtocol(), "127.0.0.1", 65535,
+                             udp.BatchingOptions(native=native))
+
+        def broken() -> None:
+            raise OSError("broken")
+
+        port.doRead = broken
+        self.sender.sendto(b"x", ("127.0.0.1", port.getHost().port))
+        select.select([port.fileno()], [], [], 5)
+        self.reactor.doIteration(1)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertIn(port, self.reactor.getReaders())
+        self.assertEqual(udp.batch.depth, 0)
