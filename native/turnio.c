@@ -25,7 +25,11 @@
 /* Datagrams queued for one sendmmsg call. */
 #define TT_SENDMMSG_BATCH 256
 
+#ifdef UDP_SEGMENT
 struct tt_stats tt_stats = {.gso_enabled = 1};
+#else
+struct tt_stats tt_stats = {.gso_enabled = 0, .gso_errno = EOPNOTSUPP};
+#endif
 struct tt_inject tt_inject;
 
 /* Whether the next send fails by injection (tests only); sets errno like the call would. */
@@ -221,10 +225,20 @@ static socklen_t name_length(const char *name)
     return family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
-/* Datagrams waiting for one sendmmsg call. */
+/*
+ * Messages waiting for one sendmmsg call.  A message is one datagram, or a run of datagrams
+ * sent as one GSO super-datagram: its own UDP_SEGMENT control message rides in the same
+ * sendmmsg call, so runs and single datagrams share one system call and keep their order.
+ */
 struct pending {
     struct mmsghdr headers[TT_SENDMMSG_BATCH];
     struct iovec vectors[TT_SENDMMSG_BATCH];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } controls[TT_SENDMMSG_BATCH];
+    uint16_t segments[TT_SENDMMSG_BATCH];  /* GSO segment size, 0 for a single datagram */
+    uint32_t datagrams[TT_SENDMMSG_BATCH]; /* datagrams the message carries */
     unsigned int count;
 };
 
@@ -240,10 +254,79 @@ static void count_drop(int error, uint64_t datagrams)
     }
 }
 
-static void flush_pending(int fd, struct pending *p)
+static int is_gso_refusal(int error)
+{
+    return error == EINVAL || error == ENOPROTOOPT || error == EOPNOTSUPP || error == EIO;
+}
+
+static void set_message(struct pending *p, unsigned int i, const char *data, uint32_t length,
+                        const char *name, uint16_t segment, uint32_t datagrams)
+{
+    struct msghdr *h = &p->headers[i].msg_hdr;
+
+    p->vectors[i].iov_base = (void *)data;
+    p->vectors[i].iov_len = length;
+    memset(h, 0, sizeof *h);
+    h->msg_name = (void *)name;
+    h->msg_namelen = name_length(name);
+    h->msg_iov = &p->vectors[i];
+    h->msg_iovlen = 1;
+    p->segments[i] = segment;
+    p->datagrams[i] = datagrams;
+#ifdef UDP_SEGMENT
+    if (segment) {
+        struct cmsghdr *c;
+        memset(&p->controls[i], 0, sizeof p->controls[i]);
+        h->msg_control = p->controls[i].buf;
+        h->msg_controllen = sizeof p->controls[i].buf;
+        c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        memcpy(CMSG_DATA(c), &segment, sizeof segment);
+    }
+#endif
+}
+
+/*
+ * GSO was refused: rewrite the unsent messages from `from` on as single datagrams (a run's
+ * datagrams are back to back in memory, each `segment` bytes but the last).  Returns 0, or
+ * -1 if they no longer fit, in which case the caller sends what fits first.
+ */
+static int expand_runs(struct pending *p, unsigned int from)
+{
+    struct pending copy;
+    unsigned int i, out = from, k;
+
+    for (i = from; i < p->count; i++)
+        out += p->datagrams[i];
+    if (out > TT_SENDMMSG_BATCH)
+        return -1;
+    memcpy(&copy, p, sizeof copy);
+    out = from;
+    for (i = from; i < copy.count; i++) {
+        const char *data = copy.vectors[i].iov_base;
+        uint32_t left = (uint32_t)copy.vectors[i].iov_len;
+        if (!copy.segments[i]) {
+            set_message(p, out++, data, left, copy.headers[i].msg_hdr.msg_name, 0, 1);
+            continue;
+        }
+        for (k = 0; k < copy.datagrams[i]; k++) {
+            uint32_t length = left < copy.segments[i] ? left : copy.segments[i];
+            set_message(p, out++, data, length, copy.headers[i].msg_hdr.msg_name, 0, 1);
+            data += length;
+            left -= length;
+        }
+    }
+    p->count = out;
+    return 0;
+}
+
+/* Send everything pending; returns TT_GSO_TURNED_OFF if GSO was refused on the way. */
+static int flush_pending(int fd, struct pending *p)
 {
     unsigned int done = 0, i;
-    int n;
+    int n, result = 0;
 
     while (done < p->count) {
         n = injected_failure() ? -1
@@ -252,92 +335,64 @@ static void flush_pending(int fd, struct pending *p)
             continue;
         tt_stats.sendmmsg_calls++;
         if (n > 0) {
-            for (i = done; i < done + (unsigned int)n; i++)
+            for (i = done; i < done + (unsigned int)n; i++) {
                 tt_stats.sent_bytes += p->headers[i].msg_len;
-            tt_stats.sent_datagrams += (unsigned int)n;
+                tt_stats.sent_datagrams += p->datagrams[i];
+                if (p->segments[i]) {
+                    tt_stats.gso_sends++;
+                    tt_stats.gso_datagrams += p->datagrams[i];
+                }
+            }
             done += (unsigned int)n;
             continue;
         }
+        if (p->segments[done] && is_gso_refusal(errno)) {
+            /* The kernel (or the device) cannot do GSO: off for good, same data unbatched. */
+            tt_stats.gso_enabled = 0;
+            tt_stats.gso_errno = errno;
+            result = TT_GSO_TURNED_OFF;
+            if (expand_runs(p, done) == 0)
+                continue;
+            /* Too many datagrams for one vector: send this run alone, datagram by datagram. */
+            {
+                struct pending single;
+                single.count = 1;
+                set_message(&single, 0, p->vectors[done].iov_base,
+                            (uint32_t)p->vectors[done].iov_len,
+                            p->headers[done].msg_hdr.msg_name, p->segments[done],
+                            p->datagrams[done]);
+                expand_runs(&single, 0);
+                flush_pending(fd, &single);
+                done++;
+                continue;
+            }
+        }
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
             /* The socket or the host is out of buffers: the rest would fail the same way. */
-            count_drop(errno, p->count - done);
+            uint64_t dropped = 0;
+            for (i = done; i < p->count; i++)
+                dropped += p->datagrams[i];
+            count_drop(errno, dropped);
             break;
         }
-        /* This datagram's own problem (too big, unreachable, refused): drop it, go on. */
-        count_drop(errno, 1);
+        /* This message's own problem (too big, unreachable, refused): drop it, go on. */
+        count_drop(errno, p->datagrams[done]);
         done++;
     }
     p->count = 0;
+    return result;
 }
 
-static void add_pending(int fd, struct pending *p, const char *data, uint32_t length,
-                        const char *name)
+static int add_pending(int fd, struct pending *p, const char *data, uint32_t length,
+                       const char *name, uint16_t segment, uint32_t datagrams)
 {
-    struct msghdr *h;
+    int result = 0;
 
     if (p->count == TT_SENDMMSG_BATCH)
-        flush_pending(fd, p);
-    p->vectors[p->count].iov_base = (void *)data;
-    p->vectors[p->count].iov_len = length;
-    h = &p->headers[p->count].msg_hdr;
-    memset(h, 0, sizeof *h);
-    h->msg_name = (void *)name;
-    h->msg_namelen = name_length(name);
-    h->msg_iov = &p->vectors[p->count];
-    h->msg_iovlen = 1;
+        result = flush_pending(fd, p);
+    set_message(p, p->count, data, length, name, segment, datagrams);
     p->count++;
-}
-
-/* 0 when sent (or dropped and counted); 1 when GSO was refused and the run must go by sendmmsg. */
-static int send_gso(int fd, const char *data, uint32_t total, uint16_t segment, const char *name,
-                    unsigned int datagrams)
-{
-#ifdef UDP_SEGMENT
-    struct iovec vector = {(void *)data, total};
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr h;
-    struct cmsghdr *c;
-    ssize_t n;
-
-    memset(&h, 0, sizeof h);
-    memset(&control, 0, sizeof control);
-    h.msg_name = (void *)name;
-    h.msg_namelen = name_length(name);
-    h.msg_iov = &vector;
-    h.msg_iovlen = 1;
-    h.msg_control = control.buf;
-    h.msg_controllen = sizeof control.buf;
-    c = CMSG_FIRSTHDR(&h);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    memcpy(CMSG_DATA(c), &segment, sizeof segment);
-    do {
-        n = injected_failure() ? -1 : sendmsg(fd, &h, MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n >= 0) {
-        tt_stats.gso_sends++;
-        tt_stats.gso_datagrams += datagrams;
-        tt_stats.sent_datagrams += datagrams;
-        tt_stats.sent_bytes += total;
-        return 0;
-    }
-    if (errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP || errno == EIO) {
-        tt_stats.gso_enabled = 0;
-        tt_stats.gso_errno = errno;
-        return 1;
-    }
-    count_drop(errno, datagrams);
-    return 0;
-#else
-    (void)fd; (void)data; (void)total; (void)segment; (void)name; (void)datagrams;
-    tt_stats.gso_enabled = 0;
-    tt_stats.gso_errno = EOPNOTSUPP;
-    return 1;
-#endif
+    return result;
 }
 
 int tt_send(int fd, const char *data, const uint32_t *lengths, size_t count,
@@ -352,7 +407,6 @@ int tt_send(int fd, const char *data, const uint32_t *lengths, size_t count,
     for (g = 0; g < ngroups && index < count; g++) {
         const char *name = names + g * TT_NAME_SIZE;
         size_t end = index + groups[g];
-        unsigned int pending_from_group = 0;
         uint32_t largest_segment = name_length(name) == sizeof(struct sockaddr_in6)
                                        ? TT_GSO_SEGMENT_IPV6
                                        : TT_GSO_SEGMENT_IPV4;
@@ -360,10 +414,10 @@ int tt_send(int fd, const char *data, const uint32_t *lengths, size_t count,
             end = count;
         while (index < end) {
             uint32_t segment = lengths[index];
-            if ((flags & TT_SEND_GSO) && tt_stats.gso_enabled && segment > 0 &&
-                segment <= largest_segment) {
-                size_t run = 1;
-                uint32_t total = segment;
+            size_t run = 1;
+            uint32_t total = segment;
+            if ((flags & TT_SEND_GSO) && tt_gso_compiled() && tt_stats.gso_enabled &&
+                segment > 0 && segment <= largest_segment) {
                 while (index + run < end && run < TT_GSO_MAX_SEGMENTS &&
                        lengths[index + run] == segment && total + segment <= TT_GSO_MAX_BYTES) {
                     total += segment;
@@ -376,30 +430,16 @@ int tt_send(int fd, const char *data, const uint32_t *lengths, size_t count,
                     total += lengths[index + run];
                     run++;
                 }
-                if (run >= 2) {
-                    /* Keep this destination's order: its earlier singles go first. */
-                    if (pending_from_group) {
-                        flush_pending(fd, &pending);
-                        pending_from_group = 0;
-                    }
-                    if (send_gso(fd, data + offset, total, (uint16_t)segment, name,
-                                 (unsigned int)run) == 0) {
-                        index += run;
-                        offset += total;
-                        continue;
-                    }
-                    result |= TT_GSO_TURNED_OFF;
-                    /* Refused: the same datagrams go out through sendmmsg below. */
-                }
             }
-            if (pending.count == TT_SENDMMSG_BATCH)
-                pending_from_group = 0;
-            add_pending(fd, &pending, data + offset, lengths[index], name);
-            pending_from_group++;
-            offset += lengths[index];
-            index++;
+            if (run >= 2)
+                result |= add_pending(fd, &pending, data + offset, total, name,
+                                      (uint16_t)segment, (uint32_t)run);
+            else
+                result |= add_pending(fd, &pending, data + offset, segment, name, 0, 1);
+            index += run;
+            offset += total;
         }
     }
-    flush_pending(fd, &pending);
+    result |= flush_pending(fd, &pending);
     return result;
 }

@@ -79,8 +79,10 @@ int tt_rx_address(struct tt_rx *rx, unsigned int i, uint8_t *host, uint16_t *por
 /*
  * Send count datagrams stored back to back in data (lengths[i] bytes each), in ngroups groups
  * of groups[g] consecutive datagrams for destination names + g * TT_NAME_SIZE.  Runs of equal
- * size to one destination go out as GSO sends when flags has TT_SEND_GSO and GSO is still on;
- * everything else through sendmmsg.  Never blocks: EAGAIN and ENOBUFS drop and count.
+ * size to one destination become GSO super-datagrams (a UDP_SEGMENT control message) when
+ * flags has TT_SEND_GSO and GSO is still on; runs and single datagrams go out together, in
+ * order, through sendmmsg: usually one system call per flush.  Never blocks: EAGAIN and
+ * ENOBUFS drop and count.
  * Returns TT_GSO_TURNED_OFF when this call switched GSO off, else 0.
  */
 int tt_send(int fd, const char *data, const uint32_t *lengths, size_t count,

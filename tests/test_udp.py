@@ -328,7 +328,8 @@ class NativePortTests(NativeMixin, PortTestsMixin, SynchronousTestCase):
     def test_gsoCoalesces(self) -> None:
         """
         A run of equal datagrams to one destination goes out as GSO sends of at most 64
-        segments: 150 datagrams take 3 sends.  A shorter last datagram joins the run.
+        segments: 150 datagrams take 3, and a shorter last datagram joins the last one.  All
+        three ride in one sendmmsg call.
         """
         sock = self.client()
         before = self.counters()
@@ -344,7 +345,7 @@ class NativePortTests(NativeMixin, PortTestsMixin, SynchronousTestCase):
         after = self.counters()
         self.assertEqual(after["gsoSends"] - before["gsoSends"], 3)
         self.assertEqual(after["gsoDatagrams"] - before["gsoDatagrams"], 151)
-        self.assertEqual(after["sendmmsgCalls"], before["sendmmsgCalls"])
+        self.assertEqual(after["sendmmsgCalls"] - before["sendmmsgCalls"], 1)
 
     def sendSizes(self, sizes: List[int]) -> Tuple[dict, dict]:
         """
@@ -365,17 +366,19 @@ class NativePortTests(NativeMixin, PortTestsMixin, SynchronousTestCase):
     def test_mismatchDoesNotCostBatch(self) -> None:
         """
         One datagram of another size in the middle of a run costs only itself: a shorter one
-        ends the run it follows, and the run after it is a GSO send of its own.
+        ends the run it follows, and the run after it is a GSO send of its own, in the same
+        system call.
         """
         before, after = self.sendSizes([100] * 20 + [30] + [100] * 20)
         self.assertEqual(after["gsoSends"] - before["gsoSends"], 2)
         self.assertEqual(after["gsoDatagrams"] - before["gsoDatagrams"], 41)
-        self.assertEqual(after["sendmmsgCalls"], before["sendmmsgCalls"])
+        self.assertEqual(after["sendmmsgCalls"] - before["sendmmsgCalls"], 1)
 
     def test_oversizedSegmentGoesAlone(self) -> None:
         """
         A datagram too large to be a GSO segment on a 1500-byte link (1473 bytes over IPv4,
-        1453 over IPv6) goes through sendmmsg; the runs around it stay GSO sends.
+        1453 over IPv6) goes as a datagram of its own; the runs around it stay GSO sends, and
+        all of it leaves in one sendmmsg call, in order.
         """
         big = 1473 if self.family == socket.AF_INET else 1453
         before, after = self.sendSizes([100] * 20 + [big, big] + [100] * 20)
@@ -446,6 +449,28 @@ class NativePortTests(NativeMixin, PortTestsMixin, SynchronousTestCase):
         self.assertGreater(after["sendmmsgCalls"], before["sendmmsgCalls"])
         warnings = [e for e in events if "GSO was refused" in e.get("log_format", "")]
         self.assertEqual(len(warnings), 1)
+
+    def test_gsoRefusalAfterSingles(self) -> None:
+        """
+        When the refused GSO send follows datagrams that went out in the same call, those are
+        not sent twice, and the run and what follows it arrive in order.
+        """
+        if self.family != socket.AF_INET:
+            raise SkipTest("SO_NO_CHECK is IPv4 only")
+        sock = self.client()
+        port = self.listen(Recorder())
+        sizes = [50, 60, 70] + [100] * 10 + [80, 90]
+        before = self.counters()
+        # The kernel sends the three singles, then refuses the run (checksums off: EINVAL).
+        port.socket.setsockopt(socket.SOL_SOCKET, 11, 1)
+        with udp.batch:
+            for n, size in enumerate(sizes):
+                port.write(numbered(n, size), self.address(sock))
+        self.assertEqual(self.receive(sock, len(sizes)),
+                         [numbered(n, s) for n, s in enumerate(sizes)])
+        self.assertNothingWaiting(sock)
+        self.assertFalse(self.stats.gso_enabled)
+        self.assertEqual(self.counters()["datagramsSent"] - before["datagramsSent"], len(sizes))
 
     def test_gsoRefusalsTurnItOff(self) -> None:
         """
