@@ -218,6 +218,12 @@ int tt_pack_name(int family, const uint8_t *host, uint16_t port, uint32_t scope,
     return -1;
 }
 
+static int name_port_is_zero(const char *name)
+{
+    /* sin_port and sin6_port sit at the same offset. */
+    return ((const struct sockaddr_in *)(const void *)name)->sin_port == 0;
+}
+
 static socklen_t name_length(const char *name)
 {
     sa_family_t family;
@@ -289,21 +295,21 @@ static void set_message(struct pending *p, unsigned int i, const char *data, uin
 }
 
 /*
- * GSO was refused: rewrite the unsent messages from `from` on as single datagrams (a run's
- * datagrams are back to back in memory, each `segment` bytes but the last).  Returns 0, or
- * -1 if they no longer fit, in which case the caller sends what fits first.
+ * GSO was refused: rewrite the unsent messages (from `from` on) as single datagrams at the
+ * start of the vector (a run's datagrams are back to back in memory, each `segment` bytes but
+ * the last).  Returns 0, or -1 if they do not fit in one vector; then nothing is changed.
  */
 static int expand_runs(struct pending *p, unsigned int from)
 {
     struct pending copy;
-    unsigned int i, out = from, k;
+    unsigned int i, out = 0, k;
 
     for (i = from; i < p->count; i++)
         out += p->datagrams[i];
     if (out > TT_SENDMMSG_BATCH)
         return -1;
     memcpy(&copy, p, sizeof copy);
-    out = from;
+    out = 0;
     for (i = from; i < copy.count; i++) {
         const char *data = copy.vectors[i].iov_base;
         uint32_t left = (uint32_t)copy.vectors[i].iov_len;
@@ -333,6 +339,11 @@ static int flush_pending(int fd, struct pending *p)
                                : sendmmsg(fd, p->headers + done, p->count - done, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0) {
+            /* Not documented to happen; read it as "no buffer space" rather than loop. */
+            n = -1;
+            errno = EAGAIN;
+        }
         tt_stats.sendmmsg_calls++;
         if (n > 0) {
             for (i = done; i < done + (unsigned int)n; i++) {
@@ -351,8 +362,10 @@ static int flush_pending(int fd, struct pending *p)
             tt_stats.gso_enabled = 0;
             tt_stats.gso_errno = errno;
             result = TT_GSO_TURNED_OFF;
-            if (expand_runs(p, done) == 0)
+            if (expand_runs(p, done) == 0) {
+                done = 0;
                 continue;
+            }
             /* Too many datagrams for one vector: send this run alone, datagram by datagram. */
             {
                 struct pending single;
@@ -410,14 +423,15 @@ int tt_send(int fd, const char *data, const uint32_t *lengths, size_t count,
         uint32_t largest_segment = name_length(name) == sizeof(struct sockaddr_in6)
                                        ? TT_GSO_SEGMENT_IPV6
                                        : TT_GSO_SEGMENT_IPV4;
+        int may_gso = (flags & TT_SEND_GSO) && tt_gso_compiled() && !name_port_is_zero(name);
         if (end > count)
             end = count;
         while (index < end) {
             uint32_t segment = lengths[index];
             size_t run = 1;
             uint32_t total = segment;
-            if ((flags & TT_SEND_GSO) && tt_gso_compiled() && tt_stats.gso_enabled &&
-                segment > 0 && segment <= largest_segment) {
+            /* The kernel refuses port 0 with EINVAL, which must not read as "GSO refused". */
+            if (may_gso && tt_stats.gso_enabled && segment > 0 && segment <= largest_segment) {
                 while (index + run < end && run < TT_GSO_MAX_SEGMENTS &&
                        lengths[index + run] == segment && total + segment <= TT_GSO_MAX_BYTES) {
                     total += segment;

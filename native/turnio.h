@@ -38,7 +38,7 @@ struct tt_rx {
 struct tt_stats {
     uint64_t recv_calls;          /* recvmmsg calls that returned datagrams */
     uint64_t recv_datagrams;
-    uint64_t recv_histogram[TT_HISTOGRAM_BUCKETS]; /* datagrams per call: 1, 2-3, ..., 64+ */
+    uint64_t recv_histogram[TT_HISTOGRAM_BUCKETS]; /* per call: 1, 2-3, ..., 64-127, 128+ */
     uint64_t recv_truncated;      /* dropped: larger than the buffer */
     uint64_t flushes;             /* tt_send calls */
     uint64_t sent_datagrams;

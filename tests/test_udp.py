@@ -517,20 +517,109 @@ class NativePortTests(NativeMixin, PortTestsMixin, SynchronousTestCase):
                 port.write(b"after", self.address(sock))
             self.assertEqual(self.receive(sock, 2), [b"after", b"after"])
 
-    def test_oneBadDestinationLosesOnlyItsDatagram(self) -> None:
+    def test_oneBadDestinationLosesOnlyItsDatagrams(self) -> None:
         """
-        A send error of one datagram (port 0 is refused by the kernel) drops that datagram,
-        counted; the others in the flush arrive.
+        A send error of one destination (broadcast without SO_BROADCAST: EACCES) drops its
+        datagrams, a run among them, counted; the others in the flush arrive, and GSO stays on.
         """
+        if self.family != socket.AF_INET:
+            raise SkipTest("an IPv4 broadcast destination")
         sock = self.client()
         port = self.listen(Recorder())
         before = self.counters()
         with udp.batch:
             port.write(b"a", self.address(sock))
-            port.write(b"lost", (self.host, 0))
+            for _ in range(3):
+                port.write(b"lost", ("255.255.255.255", 9))
             port.write(b"bb", self.address(sock))
         self.assertEqual(self.receive(sock, 2), [b"a", b"bb"])
-        self.assertEqual(self.counters()["dropSendError"] - before["dropSendError"], 1)
+        self.assertEqual(self.counters()["dropSendError"] - before["dropSendError"], 3)
+        self.assertTrue(self.stats.gso_enabled)
+
+    def test_portZeroRefused(self) -> None:
+        """
+        Port 0 is refused when written (the kernel would refuse it with EINVAL, which in a GSO
+        send would switch GSO off); the native module never makes a GSO run of it either.
+        """
+        port = self.listen(Recorder())
+        self.assertRaises(error.InvalidAddressError, port.write, b"x", (self.host, 0))
+        with udp.batch:
+            self.assertRaises(error.InvalidAddressError, port.write, b"x", (self.host, 0))
+        ffi, lib = native.ffi, native.lib
+        name = ffi.new("char[]", lib.TT_NAME_SIZE)
+        host = socket.inet_pton(self.family, self.host)
+        lib.tt_pack_name(self.family, host, 0, 0, name)
+        lengths = ffi.new("uint32_t[]", [100, 100, 100])
+        groups = ffi.new("uint32_t[]", [3])
+        dropped = self.stats.drop_error
+        lib.tt_send(port.fileno(), b"x" * 300, lengths, 3, ffi.buffer(name)[:], groups, 1,
+                    lib.TT_SEND_GSO)
+        self.assertEqual(self.stats.drop_error - dropped, 3)
+        self.assertTrue(self.stats.gso_enabled)
+
+    def test_queuedWriteTakesBytes(self) -> None:
+        """
+        Inside a scope, text is refused with TypeError as on the stock port, and a mutable
+        buffer is sent as it was when written.
+        """
+        port = self.listen(Recorder())
+        sock = self.client()
+        buffer = bytearray(b"before")
+        with udp.batch:
+            self.assertRaises(TypeError, port.write, "text", self.address(sock))
+            port.write(buffer, self.address(sock))
+            buffer[:] = b"after!"
+        self.assertEqual(sock.recv(100), b"before")
+
+    def test_connectSendsQueuedFirst(self) -> None:
+        """
+        Connecting a port with datagrams queued sends those first.
+        """
+        port = self.listen(Recorder())
+        sock = self.client()
+        with udp.batch:
+            port.write(b"queued", self.address(sock))
+            port.connect(*self.address(sock))
+            port.write(b"connected")
+        self.assertEqual(self.receive(sock, 2), [b"queued", b"connected"])
+
+    def test_closedDuringDelivery(self) -> None:
+        """
+        A port closed by its protocol during delivery is not read again.
+        """
+        errors = self.counters()["readError"]
+
+        def close(p: Recorder, data: bytes, addr: Address) -> None:
+            if len(p.received) == 1:
+                p.transport.connectionLost()
+
+        protocol = Recorder(close)
+        port = self.listen(protocol, udp.BatchingOptions(native=native, batchSize=4))
+        sock = self.client()
+        for n in range(10):
+            sock.sendto(numbered(n), self.address(port))
+        select.select([port.fileno()], [], [], 5)
+        port.doRead()
+        self.assertEqual(len(protocol.received), 4)
+        self.assertEqual(self.counters()["readError"], errors)
+
+    def test_refusalLateInFullVector(self) -> None:
+        """
+        A GSO refusal after 250 single datagrams in the same flush loses nothing and keeps
+        the order.
+        """
+        if self.family != socket.AF_INET:
+            raise SkipTest("SO_NO_CHECK is IPv4 only")
+        sock = self.client()
+        port = self.listen(Recorder())
+        port.socket.setsockopt(socket.SOL_SOCKET, 11, 1)
+        sizes = [100 + n for n in range(250)] + [90] * 10
+        with udp.batch:
+            for n, size in enumerate(sizes):
+                port.write(numbered(n, size), self.address(sock))
+        self.assertEqual(self.receive(sock, len(sizes)),
+                         [numbered(n, s) for n, s in enumerate(sizes)])
+        self.assertFalse(self.stats.gso_enabled)
 
     def test_closedPortDropsQueue(self) -> None:
         """
@@ -627,13 +716,18 @@ class OptionsTests(SynchronousTestCase):
                       .describe())
         self.assertIn("TWISTED_TURN_NATIVE=off",
                       udp.BatchingOptions(nativeReason="TWISTED_TURN_NATIVE=off").describe())
-        fake = object()
+        fake = type("Native", (), {"lib": type("Lib", (), {"tt_gso_compiled": lambda: 1})})
         self.assertEqual(
             udp.BatchingOptions(native=fake).describe(),
             "the batching UDP port: recvmmsg batches of 64, sendmmsg, UDP GSO",
         )
         self.assertFalse(udp.BatchingOptions(native=fake, recvmmsg=False, sendmmsg=False)
                          .batching)
+        fake.lib.tt_gso_compiled = lambda: 0
+        self.assertEqual(
+            udp.BatchingOptions(native=fake).describe(),
+            "the batching UDP port: recvmmsg batches of 64, sendmmsg, no GSO (not in this build)",
+        )
 
     def test_stockCounters(self) -> None:
         """

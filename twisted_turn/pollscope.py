@@ -21,7 +21,7 @@ from typing import Any, Optional
 from twisted.internet.epollreactor import EPollReactor
 from twisted.python import log
 
-from twisted_turn._log import makeLogger
+from twisted_turn._log import makeLogger, worthLogging
 from twisted_turn.udp import BatchingPort, batch
 
 _log = makeLogger(__name__)
@@ -30,7 +30,11 @@ _log = makeLogger(__name__)
 class PollScopeReactor(EPollReactor):
     """
     L{EPollReactor} with each poll iteration's events handled inside L{twisted_turn.udp.batch}.
+
+    @ivar escapedErrors: exceptions that escaped a batching port's C{doRead}.
     """
+
+    escapedErrors = 0
 
     def doPoll(self, timeout: Optional[float]) -> None:
         try:
@@ -55,8 +59,12 @@ class PollScopeReactor(EPollReactor):
                         selectable.doRead()
                     except Exception:
                         # doRead contains its own errors; should one escape anyway, the port
-                        # stays open (it may be the listener every client uses).
-                        _log.failure("Unexpected error reading {port}", port=selectable)
+                        # stays open (it may be the listener every client uses), and the log
+                        # gets the first few and then every thousandth.
+                        self.escapedErrors += 1
+                        if worthLogging(self.escapedErrors):
+                            _log.failure("Unexpected error reading {port} ({count} so far)",
+                                         port=selectable, count=self.escapedErrors)
                 else:
                     log.callWithLogger(selectable, dispatch, selectable, fd, event)
         finally:

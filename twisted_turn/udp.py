@@ -99,7 +99,7 @@ _counters: Dict[str, int] = {
     "protocolError": 0,
     "flushError": 0,
     "dropClosed": 0,
-    "immediateDropped": 0,
+    "dropImmediate": 0,
 }
 
 
@@ -137,7 +137,12 @@ class BatchingOptions:
             "sendmmsg" if self.sendmmsg else "immediate sends",
         ]
         if self.sendmmsg:
-            parts.append("UDP GSO" if self.gso else "no GSO")
+            if not self.gso:
+                parts.append("no GSO")
+            elif not self.native.lib.tt_gso_compiled():
+                parts.append("no GSO (not in this build)")
+            else:
+                parts.append("UDP GSO")
         return "the batching UDP port: " + ", ".join(parts)
 
 
@@ -162,6 +167,12 @@ class _Receiver:
 
 
 _receivers: Dict[int, List[_Receiver]] = {}
+
+# Source key (the native module's IPv4 key, or raw sockaddr bytes) to (host, port), and per
+# address family destination to packed sockaddr.  Neither depends on the port, so they are
+# shared: one bounded cache each, not one per relay socket.
+_sources: Dict[Any, Address] = {}
+_names: Dict[int, Dict[Any, bytes]] = {socket.AF_INET: {}, socket.AF_INET6: {}}
 
 
 class BatchingPort(udp.Port):
@@ -191,8 +202,8 @@ class BatchingPort(udp.Port):
         self._sendFlags = self._lib.TT_SEND_GSO if options.gso else 0
         self._queues: Dict[Any, List[bytes]] = {}
         # Destinations already validated, packed as the native module's sockaddr.
-        self._names: Dict[Any, bytes] = {}
-        self._sources: Dict[Any, Address] = {}
+        self._names = _names[self.addressFamily]
+        self._sources = _sources
         self._fd = -1
         if not options.recvmmsg:
             self.doRead = self._doReadSingly  # type: ignore[method-assign]
@@ -211,6 +222,7 @@ class BatchingPort(udp.Port):
         own.setblocking(False)
         port._preexistingSocket = own
         port.addressFamily = sock.family
+        port._names = _names[sock.family]
         return port
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -251,7 +263,9 @@ class BatchingPort(udp.Port):
             del self.d
 
     def connect(self, host: str, port: int) -> None:
-        # A connected port writes with send(), as the stock port does.
+        # A connected port writes with send(), as the stock port does; what was queued before
+        # goes first.
+        self._flush()
         udp.Port.connect(self, host, port)
         self._queueing = False
 
@@ -265,7 +279,15 @@ class BatchingPort(udp.Port):
         pool = _receivers.get(self._batchSize)
         if pool is None:
             pool = _receivers[self._batchSize] = []
-        receiver = pool.pop() if pool else _Receiver(self._options.native, self._batchSize)
+        if pool:
+            receiver = pool.pop()
+        else:
+            try:
+                receiver = _Receiver(self._options.native, self._batchSize)
+            except MemoryError:
+                # Leave the datagrams in the socket; raising would close the port.
+                self._readError(errnoModule.ENOMEM)
+                return
         lib = self._lib
         unpack = self._ffi.unpack
         rx = receiver.rx
@@ -276,7 +298,8 @@ class BatchingPort(udp.Port):
         remaining = self._budget
         batch.depth += 1
         try:
-            while remaining > 0:
+            # A protocol may close the port during delivery: then stop reading it.
+            while remaining > 0 and self._fd >= 0:
                 count = lib.tt_recv(rx, self._fd, batchSize)
                 if count <= 0:
                     if count < 0:
@@ -334,9 +357,9 @@ class BatchingPort(udp.Port):
                 except OSError:
                     text += f"%{scope[0]}"
         source = (text, port[0])
-        if len(self._sources) >= _CACHE_LIMIT:
-            self._sources.clear()
-        self._sources[key] = source
+        if len(_sources) >= _CACHE_LIMIT:
+            _sources.clear()
+        _sources[key] = source
         return source
 
     def _readError(self, errno: int) -> None:
@@ -371,6 +394,10 @@ class BatchingPort(udp.Port):
         is seen.
         """
         if batch.depth and self._queueing:
+            if datagram.__class__ is not bytes:
+                # As the stock port does: TypeError for text, and a copy of a mutable buffer
+                # (it is sent later, and must be sent as it was written).
+                datagram = bytes(datagram)
             queues = self._queues
             queue = queues.get(addr)
             if queue is not None:
@@ -399,7 +426,7 @@ class BatchingPort(udp.Port):
             raise error.MessageLengthError("message too long")
         elif no in _DROPPED_WRITE_ERRORS:
             # Never block the reactor on a full socket buffer: drop and count.
-            _counters["immediateDropped"] += 1
+            _counters["dropImmediate"] += 1
         elif no != ECONNREFUSED:
             raise se
 
@@ -429,12 +456,15 @@ class BatchingPort(udp.Port):
             packedHost = socket.inet_pton(socket.AF_INET, host)
             scope = 0
             family = socket.AF_INET
-        if not 0 <= port <= 0xFFFF:
-            raise error.InvalidAddressError(host, f"port {port} is out of range")
+        if not 0 < port <= 0xFFFF:
+            # Port 0 too: the kernel refuses it (EINVAL), which in a GSO send would read as
+            # "GSO refused" and switch GSO off for the process.
+            raise error.InvalidAddressError(host, f"port {port} is not a destination port")
         name = self._ffi.new("char[]", self._lib.TT_NAME_SIZE)
         self._lib.tt_pack_name(family, packedHost, port, scope, name)
         packed = self._ffi.buffer(name)[:]
         if len(self._names) >= _CACHE_LIMIT:
+            # Clearing may drop names of queued destinations: _flush packs those again.
             self._names.clear()
         self._names[addr] = packed
         return packed
@@ -574,6 +604,8 @@ def udpCounters(options: BatchingOptions = STOCK) -> Dict[str, Any]:
             dropSendError=stats.drop_error,
             gsoEnabled=bool(options.batching and options.sendmmsg and options.gso
                             and stats.gso_enabled),
+            # The lowest layer's counters: datagramsSent counts what flushes sent; writes
+            # outside a scope are sent at once and counted only when dropped (dropImmediate).
         )
     counters.update(_counters)
     return counters
