@@ -494,6 +494,18 @@ class BatchingServiceTests(SynchronousTestCase):
             self.startLog,
         )
 
+    def test_oldKernelNoGso(self):
+        """
+        On a kernel older than 4.18 GSO stays off, and an explicit --udp-gso says why.
+        """
+        self.patch(udp, "kernelHasGso", lambda: False)
+        service = self.startService(udpGso=True)
+        self.assertEqual((service.batching.sendmmsg, service.batching.gso), (True, False))
+        self.assertTrue(
+            [line for line in self.startLog if line.startswith("--udp-gso needs Linux 4.18")],
+            self.startLog,
+        )
+
     def test_requireMissing(self):
         """
         TWISTED_TURN_NATIVE=require without the module stops the start with a clear message.

@@ -729,6 +729,17 @@ class OptionsTests(SynchronousTestCase):
             "the batching UDP port: recvmmsg batches of 64, sendmmsg, no GSO (not in this build)",
         )
 
+    def test_kernelHasGso(self) -> None:
+        """
+        GSO is tried only on Linux 4.18 or later (older kernels ignore UDP_SEGMENT).
+        """
+        self.assertTrue(udp.kernelHasGso("4.18.0-25-generic"))
+        self.assertTrue(udp.kernelHasGso("6.18.44-fc-v657"))
+        self.assertTrue(udp.kernelHasGso("5.4.0"))
+        self.assertFalse(udp.kernelHasGso("4.17.19"))
+        self.assertFalse(udp.kernelHasGso("3.10.0-1160.el7.x86_64"))
+        self.assertFalse(udp.kernelHasGso("unknown"))
+
     def test_stockCounters(self) -> None:
         """
         Without the native module the counters say so.

@@ -391,11 +391,14 @@ class TurnService(MultiService):
             native=native,
             recvmmsg=config.udpRecvmmsg is not False,
             sendmmsg=sendmmsg,
-            gso=sendmmsg and config.udpGso is not False,
+            gso=sendmmsg and config.udpGso is not False and udp.kernelHasGso(),
             batchSize=config.udpBatchSize,
             budget=max(udp.DEFAULT_BUDGET, config.udpBatchSize),
             nativeReason=reason,
         )
+        if config.udpGso and native is not None and not udp.kernelHasGso():
+            _log.warn("--udp-gso needs Linux 4.18 or later; this kernel is {release}, so GSO "
+                      "is off", release=os.uname().release)
         if native is None:
             asked = [
                 "--udp-" + name

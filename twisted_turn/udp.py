@@ -16,6 +16,8 @@ recvmmsg/sendmmsg is on, otherwise the reactor's stock port (where the scope is 
 from __future__ import annotations
 
 import errno as errnoModule
+import os
+import re
 import socket
 from array import array
 from dataclasses import dataclass
@@ -147,6 +149,18 @@ class BatchingOptions:
 
 
 STOCK = BatchingOptions(nativeReason="batching was not asked for")
+
+
+def kernelHasGso(release: Optional[str] = None) -> bool:
+    """
+    Whether the running Linux kernel (or C{release}, as C{uname -r} prints it) knows
+    C{UDP_SEGMENT}, which came with 4.18.  An older kernel ignores the control message and would
+    send a whole run as one datagram, so GSO must not even be tried there.
+    """
+    if release is None:
+        release = os.uname().release
+    match = re.match(r"(\d+)\.(\d+)", release)
+    return match is not None and (int(match.group(1)), int(match.group(2))) >= (4, 18)
 
 
 class _Receiver:
