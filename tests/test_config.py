@@ -31,10 +31,10 @@ SERVED = (
     "allowed-peer-ip no-multicast-peers max-allocate-lifetime channel-lifetime "
     "permission-lifetime stale-nonce software-attribute no-udp user-quota total-quota log-file "
     "verbose pidfile nonce-secret rest-api-separator udp-recvmmsg udp-sendmmsg udp-gso "
-    "udp-batch-size"
+    "udp-batch-size no-tcp"
 ).split()
 NOT_SERVED_YET = (
-    "no-tcp no-tls no-dtls tls-listening-port cert pkey max-bps"
+    "no-tls no-dtls tls-listening-port cert pkey max-bps"
 ).split()
 
 

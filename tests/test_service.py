@@ -22,6 +22,7 @@ from twisted_turn.service import (
     StartupError,
     TurnService,
 )
+from twisted_turn.stream import StreamListenerFactory
 from twisted_turn.stun.attributes import Lifetime, RequestedTransport, XorRelayedAddress
 from twisted_turn.stun.message import MessageClass, Method, encodeMessage, newTransactionId
 from twisted_turn.testing import MemoryUDPReactor, TestClient
@@ -63,6 +64,49 @@ class TurnServiceTests(SynchronousTestCase):
         self.assertEqual(self.reactor.maxPacketSizes[("198.51.100.1", 3479)], MAX_DATAGRAM)
         self.assertEqual(self.reactor.maxPacketSizes[("2001:db8::1", 3479)], MAX_DATAGRAM)
         service.stopService()
+        self.assertEqual(self.reactor.udpPorts, {})
+
+    def test_tcpListenerOnEachAddress(self):
+        """
+        The service also listens for TCP on the listening port of every address, with a
+        stream factory for the C{tcp} transport, and stops when stopped; --no-tcp turns it off.
+        """
+        service = self.makeService(
+            listeningIps=("198.51.100.1", "2001:db8::1"), listeningPort=3479
+        )
+        service.startService()
+        self.assertEqual(
+            sorted(self.reactor.tcpPorts), [("198.51.100.1", 3479), ("2001:db8::1", 3479)]
+        )
+        factory = self.reactor.tcpPorts[("198.51.100.1", 3479)]
+        self.assertIsInstance(factory, StreamListenerFactory)
+        self.assertEqual(factory.protocolName, "tcp")
+        service.stopService()
+        self.assertEqual(self.reactor.tcpPorts, {})
+        service = self.makeService(noTcp=True)
+        service.startService()
+        self.assertEqual(self.reactor.tcpPorts, {})
+        self.assertEqual(len(self.reactor.udpPorts), 1)
+        service.stopService()
+
+    def test_tcpBindFailure(self):
+        """
+        A TCP listening address that cannot be bound stops start-up with a message naming the
+        address, the port and TCP; the UDP listener opened before it is closed again.
+        """
+        service = self.makeService()
+        original = self.reactor.listenTCP
+
+        def busyTcp(port, factory, backlog=50, interface=""):
+            self.reactor.busy.add((interface, port))
+            try:
+                return original(port, factory, backlog, interface)
+            finally:
+                self.reactor.busy.discard((interface, port))
+
+        self.reactor.listenTCP = busyTcp
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertIn("cannot listen on 198.51.100.1:3478 over TCP", str(error))
         self.assertEqual(self.reactor.udpPorts, {})
 
     def test_noUdp(self):
@@ -151,7 +195,11 @@ class TurnServiceTests(SynchronousTestCase):
         text = " ".join(e["log_format"].format(**e) for e in events if "user" in e)
         self.assertIn(name, text)
         self.assertIn(password, text)
-        self.assertIn('"urls": ["turn:198.51.100.1:3478?transport=udp"]', text)
+        self.assertIn(
+            '"urls": ["turn:198.51.100.1:3478?transport=udp", '
+            '"turn:198.51.100.1:3478?transport=tcp"]',
+            text,
+        )
         client = self.clientOf(service, name, password)
         self.assertEqual(
             client.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
@@ -327,18 +375,18 @@ class TurnServiceTests(SynchronousTestCase):
 
     def test_configurationWarnings(self):
         """
-        --no-udp, a short --nonce-secret and an --external-ip mapping for an address that is
-        not a relay each get a warning at start.
+        --no-udp with --no-tcp, a short --nonce-secret and an --external-ip mapping for an
+        address that is not a relay each get a warning at start.
         """
         service = self.makeService(
-            noUdp=True, nonceSecret=b"short",
+            noUdp=True, noTcp=True, nonceSecret=b"short",
             externalIps=(("203.0.113.7", "198.51.100.5"),),
         )
         with capturedLogs() as events:
             service.startService()
         service.stopService()
         text = " ".join(e["log_format"].format(**e) for e in events)
-        self.assertIn("--no-udp", text)
+        self.assertIn("--no-udp and --no-tcp: there is no listener", text)
         self.assertIn("--nonce-secret is shorter than 16 bytes", text)
         self.assertIn("198.51.100.5 is not a relay address", text)
 
@@ -423,6 +471,7 @@ class BatchingServiceTests(SynchronousTestCase):
         options.setdefault("relayIps", ("127.0.0.1",))
         options.setdefault("users", (("alice", "secret"),))
         options.setdefault("listeningPort", freeUdpPort())
+        options.setdefault("noTcp", True)  # these tests are about the UDP ports
         self.reactor = MemoryFDReactor()
         service = TurnService(reactor=self.reactor, **options)
         with capturedLogs() as events:

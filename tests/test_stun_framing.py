@@ -105,3 +105,19 @@ class StreamFramerTests(SynchronousTestCase):
         framer = StreamFramer()
         self.assertEqual(framer.feed(b"\x40"), [])
         self.assertEqual(framer.buffered, 1)
+
+
+class ChannelDataGateTests(SynchronousTestCase):
+    def test_refusedUntilAccepted(self):
+        """
+        With C{acceptChannelData} off, a ChannelData header is a framing error (even before
+        its announced length has arrived); STUN still passes; once on, ChannelData passes.
+        """
+        request = encodeMessage(Method.BINDING, MessageClass.REQUEST, newTransactionId(), [])
+        framer = StreamFramer(acceptChannelData=False)
+        self.assertEqual(framer.feed(request), [request])
+        self.assertRaises(FramingError, framer.feed, b"GET / HTTP/1.1\r\n")
+        framer = StreamFramer(acceptChannelData=False)
+        framer.acceptChannelData = True
+        self.assertEqual(framer.feed(encodeChannelData(0x4000, b"ab", pad=True)),
+                         [encodeChannelData(0x4000, b"ab")])

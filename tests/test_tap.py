@@ -269,12 +269,12 @@ class HelpTests(SynchronousTestCase):
         """
         text = self.capture("--listening-port", "3479", "--help")
         self.assertIn("-p, --listening-port=", text)
-        self.assertIn("UDP (later also TCP) port to listen", text)
+        self.assertIn("UDP and TCP port to listen", text)
         self.assertIn("[default: 3478]", text)
         self.assertIn("-c, --config=", text)
         self.assertIn("--udp-gso ", text)
         self.assertIn("Flush runs of equal", text)
-        self.assertIn("(not served yet) TLS certificate", text)
+        self.assertIn("(not served yet) MongoDB user", text)
 
     def test_version(self) -> None:
         """

@@ -408,7 +408,7 @@ _SECONDS = {"minimum": 1, "valueOptional": True}
 OPTIONS: Tuple[Option, ...] = (
     # Served now (DESIGN.md section 4), the primary spelling of each field first.
     Option("listening-port", "p", "int", "listeningPort",
-           "UDP (later also TCP) port to listen on for clients.", **_PORT),
+           "UDP and TCP port to listen on for clients.", **_PORT),
     Option("listening-ip", "L", "str", "listeningIps",
            "Address to listen on; repeat for several. Default: 0.0.0.0 (all IPv4).",
            repeatable=True, parse=_address),
@@ -472,6 +472,7 @@ OPTIONS: Tuple[Option, ...] = (
     Option("total-quota", "Q", "int", "totalQuota",
            "Most allocations in total; 0 for no limit.", **_COUNT),
     Option("no-udp", None, "flag", "noUdp", "Do not listen for clients over UDP."),
+    Option("no-tcp", None, "flag", "noTcp", "Do not listen for clients over TCP."),
     Option("udp-recvmmsg", None, "flag", "udpRecvmmsg",
            "Receive UDP in batches with recvmmsg (default: on where the native module is "
            "built; --udp-recvmmsg=false turns it off)."),
@@ -490,7 +491,6 @@ OPTIONS: Tuple[Option, ...] = (
     # Recognised with a TurnConfig field, served in a later issue.
     _later("max-bps", "s", "int", "maxBps",
            "Bandwidth limit per session in bytes per second; 0 for none.", **_COUNT),
-    _later("no-tcp", None, "flag", "noTcp", "Do not listen for clients over TCP."),
     _later("no-tls", None, "flag", "noTls", "Do not listen for clients over TLS."),
     _later("no-dtls", None, "flag", "noDtls", "Do not listen for clients over DTLS."),
     _later("tls-listening-port", None, "int", "tlsListeningPort",

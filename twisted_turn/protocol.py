@@ -46,6 +46,25 @@ def reportInternalError(counters: Any) -> None:
         _log.failure("Unexpected error handling a datagram ({count} so far)", count=count)
 
 
+def relayChannelData(server: Any, counters: Any, allocation: Any, data: bytes, now: float) -> None:
+    """
+    Relay one whole ChannelData message (no stream padding) from C{allocation}'s client to the
+    peer bound to its channel; drop and count anything else.  The stream listeners use it; the
+    UDP listener has the same steps inline, since it is the measured hot path.
+    """
+    binding = allocation.channels.get((data[0] << 8) | data[1])
+    if binding is None or binding.expiresAt < now or allocation.expiresAt < now:
+        counters["dropChannelUnbound"] += 1
+        return
+    if binding.restricted and not server.peerReachable(binding.peer):
+        counters["dropPeerDenied"] += 1
+        return
+    try:
+        allocation.relay.write(data[4:], binding.peer)
+    except Exception:
+        counters["dropWriteFailed"] += 1
+
+
 class ListenerProtocol(DatagramProtocol):
     """
     A client-facing UDP socket: ChannelData is relayed to the bound peer, STUN goes to the

@@ -201,9 +201,21 @@ class TurnServer:
 
     # -- entry point -------------------------------------------------------------------------
 
-    def handleStun(self, data: bytes, transport: Any, client: Address, server: Address) -> None:
+    def handleStun(
+        self,
+        data: bytes,
+        transport: Any,
+        client: Address,
+        server: Address,
+        protocol: str = "udp",
+    ) -> None:
         """
-        Process one STUN message received on a UDP listener.
+        Process one STUN message received by a listener.
+
+        @param transport: what replies and peer data go out on: C{transport.write(data,
+            client)}.
+        @param protocol: the client's transport, part of the 5-tuple: C{"udp"}, C{"tcp"},
+            C{"tls"} or C{"dtls"}.
 
         Never raises for bad input: a malformed request gets 400 when its header could be read,
         anything else malformed is dropped and counted.
@@ -222,7 +234,7 @@ class TurnServer:
         if verifyFingerprint(message) is False:
             self.counters["dropBadFingerprint"] += 1
             return
-        fiveTuple = FiveTuple(client[0], client[1], server[0], server[1], "udp")
+        fiveTuple = FiveTuple(client[0], client[1], server[0], server[1], protocol)
         if message.messageClass == MessageClass.REQUEST:
             self._handleRequest(message, transport, fiveTuple)
         elif message.messageClass == MessageClass.INDICATION and message.method == Method.SEND:

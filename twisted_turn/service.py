@@ -34,6 +34,7 @@ from twisted_turn.policy import PeerPolicy
 from twisted_turn.protocol import ListenerProtocol, RelayProtocol
 from twisted_turn.relay import RelayPortAllocator, addressFamily
 from twisted_turn.server import TurnServer
+from twisted_turn.stream import StreamListenerFactory
 
 _log = makeLogger(__name__)
 
@@ -50,6 +51,9 @@ _STDOUT_NAMES = ("stdout", "-")
 
 #: Seconds between the info-level summaries of the UDP batching counters.
 SUMMARY_INTERVAL = 60.0
+
+#: Pending connections per stream listener (the kernel caps it at net.core.somaxconn).
+STREAM_BACKLOG = 1024
 
 #: Largest UDP payload we accept; Twisted's default (8192) would truncate jumbo ChannelData.
 MAX_DATAGRAM = 65535
@@ -319,6 +323,10 @@ class TurnService(MultiService):
         if not config.noUdp:
             for host in self._listeningHosts():
                 self._listen(host)
+        if not config.noTcp:
+            factory = StreamListenerFactory(self.server, self._reactor, "tcp")
+            for host in self._listeningHosts():
+                self._listenStream(host, config.listeningPort, factory, "TCP")
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = self._reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
@@ -327,10 +335,13 @@ class TurnService(MultiService):
             self._summarizer.clock = self._reactor
             self._summarizer.start(SUMMARY_INTERVAL, now=False)
         _log.info(
-            "TURN server on {listeners} port {port}, relaying on {relays} "
+            "TURN server on {listeners} port {port} ({transports}), relaying on {relays} "
             "ports {minPort}-{maxPort}, realm {realm!r}",
             listeners=",".join(self._listeningHosts()),
             port=config.listeningPort,
+            transports=", ".join(
+                name for name, off in (("UDP", config.noUdp), ("TCP", config.noTcp)) if not off
+            ) or "no transport",
             relays=",".join(self.relayHosts),
             minPort=config.minPort,
             maxPort=config.maxPort,
@@ -358,8 +369,8 @@ class TurnService(MultiService):
                 "--no-auth: this server relays for ANYONE who can reach it (an open relay). "
                 "Use it only on a closed network."
             )
-        if config.noUdp:
-            _log.warn("--no-udp: there is no UDP listener, and no other transport yet")
+        if config.noUdp and config.noTcp:
+            _log.warn("--no-udp and --no-tcp: there is no listener on --listening-port")
         if config.nonceSecret is not None and len(config.nonceSecret) < 16:
             _log.warn("--nonce-secret is shorter than 16 bytes: nonces are easier to forge")
         for public, private in config.externalIps:
@@ -505,14 +516,51 @@ class TurnService(MultiService):
         finally:
             sock.close()  # the reactor holds its own duplicate of the descriptor
 
+    def _listenStream(self, host: str, port: int, factory: Any, kind: str) -> Any:
+        """
+        Listen for stream clients (TCP, or TLS with a wrapping factory) on C{host}.  The IPv6
+        wildcard is IPv6 only, as for UDP, so it does not collide with an IPv4 listener.
+
+        @raise StartupError: the address cannot be bound.
+        """
+        where = f"[{host}]" if ":" in host else host
+        try:
+            if host == "::":
+                sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+                try:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind(("::", port))
+                    sock.listen(STREAM_BACKLOG)
+                    sock.setblocking(False)
+                    listening = self._reactor.adoptStreamPort(
+                        sock.fileno(), socket.AF_INET6, factory
+                    )
+                finally:
+                    sock.close()  # the reactor holds its own duplicate of the descriptor
+            else:
+                listening = self._reactor.listenTCP(
+                    port, factory, backlog=STREAM_BACKLOG, interface=host
+                )
+        except (CannotListenError, OSError) as e:
+            reason = getattr(e, "socketError", None) or e
+            raise StartupError(f"cannot listen on {where}:{port} over {kind}: {reason}")
+        self.listeningPorts.append(listening)
+        return listening
+
     def _announceGeneratedUser(self) -> None:
         name, password = self.generatedUser  # type: ignore[misc]
         hosts = [host for host in self._listeningHosts() if not _isWildcard(host)]
         hosts = hosts or list(self.externalAddresses.values()) or self.relayHosts
+        transports = [
+            name for name, off in (("udp", self.config.noUdp), ("tcp", self.config.noTcp))
+            if not off
+        ]
         urls = [
             f"turn:{f'[{host}]' if ':' in host else host}:{self.config.listeningPort}"
-            "?transport=udp"
+            f"?transport={transport}"
             for host in hosts
+            for transport in transports
         ]
         snippet = json.dumps({"urls": urls, "username": name, "credential": password})
         _log.warn(

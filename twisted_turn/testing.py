@@ -8,6 +8,7 @@ long-term-credential client that drives a listener protocol.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -221,6 +222,56 @@ class TestClient:
         return response
 
 
+class StreamTestClient(TestClient):
+    """
+    A L{TestClient} over a stream: it drives a L{twisted_turn.stream.StreamConnection} on a
+    L{StringTransport} and splits what the server wrote back into messages.
+
+    @ivar stream: the connection under test.
+    @ivar wire: its L{StringTransport}.
+    """
+
+    def __init__(
+        self, server: Any, clock: Any, address: Address = ("192.0.2.5", 40000),
+        username: str = "alice", password: str = "secret", protocolName: str = "tcp",
+        serverAddress: Address = ("198.51.100.1", 3478),
+    ) -> None:
+        from twisted.internet.testing import StringTransport
+
+        from twisted_turn.stream import IDLE_TIMEOUT, StreamConnection
+        from twisted_turn.stun.framing import StreamFramer
+
+        self.stream = StreamConnection(server, clock, protocolName, IDLE_TIMEOUT)
+        self.wire = StringTransport(
+            hostAddress=IPv4Address("TCP", *serverAddress),
+            peerAddress=IPv4Address("TCP", *address),
+        )
+        self.stream.makeConnection(self.wire)
+        self._framer = StreamFramer()
+        TestClient.__init__(self, self.stream, None, address, username, password)  # type: ignore
+
+    def send(self, data: bytes) -> None:
+        self.stream.dataReceived(data)
+
+    def receivedBytes(self) -> bytes:
+        """
+        The raw bytes the server wrote since the last call, consumed.
+        """
+        data = self.wire.value()
+        self.wire.clear()
+        return data
+
+    def received(self) -> List[bytes]:
+        return self._framer.feed(self.receivedBytes())
+
+
+class _MemoryListeningPort:
+    def __init__(self, onStop: Any) -> None:
+        self._onStop = onStop
+
+    def stopListening(self) -> None:
+        self._onStop()
+
 
 class MemoryUDPReactor(Clock):
     """
@@ -237,6 +288,23 @@ class MemoryUDPReactor(Clock):
         self.udpPorts: Dict[Address, FakeUDPTransport] = {}
         self.busy: Set[Address] = set()
         self.maxPacketSizes: Dict[Address, int] = {}
+        self.tcpPorts: Dict[Address, Any] = {}
+
+    def listenTCP(
+        self, port: int, factory: Any, backlog: int = 50, interface: str = ""
+    ) -> Any:
+        """
+        Record C{factory} in L{tcpPorts}; L{busy} makes it raise as for UDP.
+        """
+        key = (interface, port)
+        if key in self.busy or key in self.tcpPorts:
+            raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "in use"))
+        self.tcpPorts[key] = factory
+        return _MemoryListeningPort(lambda: self.tcpPorts.pop(key, None))
+
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: Any, factory: Any) -> Any:
+        host, port = socket.socket(fileno=os.dup(fileDescriptor)).getsockname()[:2]
+        return self.listenTCP(port, factory, interface=host)
 
     def listenUDP(
         self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192

@@ -58,7 +58,10 @@ class TurnCredentials(resource.Resource):
             {
                 "username": username,
                 "password": password,
-                "uris": [f"turn:{listenIp}:{turnPort}?transport=udp"],
+                "uris": [
+                    f"turn:{listenIp}:{turnPort}?transport=udp",
+                    f"turn:{listenIp}:{turnPort}?transport=tcp",
+                ],
                 "ttl": credentialLifetime,
             }
         ).encode("utf-8")

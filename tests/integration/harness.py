@@ -88,7 +88,7 @@ def requireModule(name: str):
         pytest.skip(reason)
 
 
-def _udpPortFree(port: int) -> bool:
+def udpPortFree(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.bind((HOST, port))
@@ -104,6 +104,21 @@ def freeUdpPort() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def freeListeningPort() -> int:
+    """
+    A port on 127.0.0.1 free right now for both UDP and TCP, since a server listens on both.
+    """
+    for _ in range(100):
+        port = freeUdpPort()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no port free for both UDP and TCP on 127.0.0.1")
 
 
 _takenRanges: Set[int] = set()
@@ -125,7 +140,7 @@ def freeRelayRange(size: int = RELAY_RANGE) -> Tuple[int, int]:
         base = random.randrange(low, high - size, size)
         if base in _takenRanges:
             continue
-        if all(_udpPortFree(port) for port in range(base, base + size)):
+        if all(udpPortFree(port) for port in range(base, base + size)):
             _takenRanges.add(base)
             return base, base + size - 1
     raise RuntimeError(f"no {size} consecutive free UDP ports between {low} and {high}")
@@ -228,7 +243,7 @@ class TurnServerProcess:
         twistdArgs: Sequence[str] = (),
         environment: Optional[Dict[str, str]] = None,
     ) -> None:
-        self.port = freeUdpPort()
+        self.port = freeListeningPort()
         self.minPort, self.maxPort = freeRelayRange()
         self.logPath = logPath
         self.command = [
@@ -394,6 +409,15 @@ class UclientResult:
         return f"<uclient exit {self.returncode} stats {self.stats}>\n{self.output[-3000:]}"
 
 
+#: turnutils_uclient's flags for each client transport.
+UCLIENT_TRANSPORTS: Dict[str, Tuple[str, ...]] = {
+    "udp": (),
+    "tcp": ("-t",),
+    "tls": ("-t", "-S"),
+    "dtls": ("-S",),
+}
+
+
 def runUclient(
     serverPort: int,
     peerPort: int,
@@ -403,6 +427,7 @@ def runUclient(
     clients: int = 2,
     sendIndications: bool = False,
     serverHost: str = HOST,
+    transport: str = "udp",
 ) -> UclientResult:
     """
     Run C{turnutils_uclient} against 127.0.0.1: C{clients} clients each allocate an IPv4 relay
@@ -411,6 +436,8 @@ def runUclient(
 
     @param credentials: the authentication flags, e.g. C{("-u", "alice", "-w", "secret")}.
     @param serverHost: the server address uclient talks to (C{::1} for an IPv6 listener).
+    @param transport: how uclient reaches the server: C{udp}, C{tcp} (-t), C{tls} (-t -S) or
+        C{dtls} (-S).
     """
     command = [
         requireTool("turnutils_uclient"),
@@ -432,6 +459,7 @@ def runUclient(
         "-c",
         "-X",
         *(["-s"] if sendIndications else []),
+        *UCLIENT_TRANSPORTS[transport],
         serverHost,
     ]
     # stdout and stderr apart: a shared pipe could splice a stderr write into a stats line.

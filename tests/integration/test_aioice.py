@@ -63,10 +63,15 @@ def run(scenario) -> None:
     asyncio.run(asyncio.wait_for(scenario, SCENARIO_TIMEOUT))
 
 
-def test_relayToEchoPeer(turnServer, turn) -> None:
+TRANSPORTS = ["udp", "tcp"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_relayToEchoPeer(turnServer, turn, transport) -> None:
     """
     aioice allocates a relay in the configured range, binds a channel to a UDP peer, and the
     peer's echo comes back through the relay; the peer sees the relay address as the source.
+    It does so reaching the server over each client transport.
     """
     server = turnServer("--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers")
 
@@ -75,7 +80,8 @@ def test_relayToEchoPeer(turnServer, turn) -> None:
         echoTransport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(HOST, 0))
         peer = echoTransport.get_extra_info("sockname")
         relay, inbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD
+            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD,
+            transport=transport,
         )
         try:
             relayed = relay.get_extra_info("sockname")
@@ -110,19 +116,23 @@ async def deliver(sender, destination, inbox: Inbox, payload: bytes, source) -> 
     raise AssertionError(f"{payload!r} never reached {destination}")
 
 
-def test_relayToRelayWithoutLoopbackPeers(turnServer, turn) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_relayToRelayWithoutLoopbackPeers(turnServer, turn, transport) -> None:
     """
     Two aioice allocations on a server that denies loopback peers still reach each other's
-    relay addresses (the server's own relays stay reachable), in both directions.
+    relay addresses (the server's own relays stay reachable), in both directions, over each
+    client transport.
     """
     server = turnServer("--user", f"{USER}:{PASSWORD}")
 
     async def scenario() -> None:
         first, firstInbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD
+            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD,
+            transport=transport,
         )
         second, secondInbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD
+            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD,
+            transport=transport,
         )
         try:
             firstRelay = first.get_extra_info("sockname")

@@ -21,7 +21,7 @@ from tests.integration.harness import (
     TWISTD,
     checkoutEnvironment,
     freeRelayRange,
-    freeUdpPort,
+    freeListeningPort,
     runUclient,
     stopProcess,
     waitForStun,
@@ -55,7 +55,7 @@ def fetchJson(url: str, timeout: float = READY_TIMEOUT) -> dict:
 
 @pytest.fixture
 def embeddedApplication(tmp_path):
-    turnPort, httpPort = freeUdpPort(), freeTcpPort()
+    turnPort, httpPort = freeListeningPort(), freeTcpPort()
     minPort, maxPort = freeRelayRange()
     env = checkoutEnvironment(
         TURN_SECRET="embedded-secret",
@@ -88,7 +88,10 @@ def test_credentialsFromTheApplicationRelay(embeddedApplication, echoPeer):
     """
     turnPort, httpPort = embeddedApplication
     answer = fetchJson(f"http://{HOST}:{httpPort}/?user=alice")
-    assert answer["uris"] == [f"turn:{HOST}:{turnPort}?transport=udp"]
+    assert answer["uris"] == [
+        f"turn:{HOST}:{turnPort}?transport=udp",
+        f"turn:{HOST}:{turnPort}?transport=tcp",
+    ]
     assert answer["username"].endswith(":alice")
     assert int(answer["username"].split(":")[0]) > time.time()
 
@@ -98,6 +101,12 @@ def test_credentialsFromTheApplicationRelay(embeddedApplication, echoPeer):
     )
     assert good.stats is not None, good
     assert good.stats["lost"] == 0 and good.stats["received"] == good.stats["sent"] == 30, good
+    overTcp = runUclient(
+        turnPort, echoPeer.port, ("-u", answer["username"], "-w", answer["password"]),
+        messages=30, clients=1, transport="tcp",
+    )
+    assert overTcp.stats is not None, overTcp
+    assert overTcp.stats["lost"] == 0 and overTcp.stats["received"] == 30, overTcp
 
     bad = runUclient(
         turnPort, echoPeer.port, ("-u", answer["username"], "-w", answer["password"][::-1]),

@@ -27,6 +27,7 @@ CLIENTS = 2
 STATIC = ("--user", f"{USER}:{PASSWORD}")
 REST = ("--use-auth-secret", "--static-auth-secret", REST_SECRET)
 MODES = [pytest.param(False, id="channel"), pytest.param(True, id="send")]
+TRANSPORTS = ["udp", "tcp"]
 
 
 @pytest.fixture(autouse=True)
@@ -59,11 +60,12 @@ def assertRefused(result) -> None:
     assert result.stats is None, result
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("sendIndications", MODES)
-def test_staticUserZeroLoss(turnServer, echoPeer, sendIndications) -> None:
+def test_staticUserZeroLoss(turnServer, echoPeer, sendIndications, transport) -> None:
     """
     A static long-term user relays to a loopback peer with no loss, over channels and over
-    Send/Data indications.
+    Send/Data indications, reaching the server over each client transport.
     """
     server = turnServer(*STATIC, "--allow-loopback-peers")
     result = runUclient(
@@ -73,15 +75,17 @@ def test_staticUserZeroLoss(turnServer, echoPeer, sendIndications) -> None:
         messages=MESSAGES,
         clients=CLIENTS,
         sendIndications=sendIndications,
+        transport=transport,
     )
     assertNoLoss(result)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("sendIndications", MODES)
-def test_restSecretZeroLoss(turnServer, echoPeer, sendIndications) -> None:
+def test_restSecretZeroLoss(turnServer, echoPeer, sendIndications, transport) -> None:
     """
     TURN REST API credentials that uclient derives from the shared secret (-W) relay with no
-    loss, over channels and over Send/Data indications.
+    loss, over channels and over Send/Data indications, over each client transport.
     """
     server = turnServer(*REST, "--allow-loopback-peers")
     result = runUclient(
@@ -91,6 +95,7 @@ def test_restSecretZeroLoss(turnServer, echoPeer, sendIndications) -> None:
         messages=MESSAGES,
         clients=CLIENTS,
         sendIndications=sendIndications,
+        transport=transport,
     )
     assertNoLoss(result)
 
@@ -180,7 +185,10 @@ def test_generatedUser(turnServer, echoPeer) -> None:
     match = re.search(r"iceServers: \[(\{.*?\})\]", server.log())
     assert match, server.log()
     iceServer = json.loads(match.group(1))
-    assert iceServer["urls"] == [f"turn:127.0.0.1:{server.port}?transport=udp"]
+    assert iceServer["urls"] == [
+        f"turn:127.0.0.1:{server.port}?transport=udp",
+        f"turn:127.0.0.1:{server.port}?transport=tcp",
+    ]
     assert f"{iceServer['username']} / {iceServer['credential']}" in server.log()
 
     result = runUclient(

@@ -33,10 +33,15 @@ class StreamFramer:
 
     @ivar maxBuffered: most bytes kept while a message is incomplete; a peer announcing more is
         refused with L{FramingError} rather than buffered.
+    @ivar acceptChannelData: whether ChannelData may come now.  A connection turns it on once
+        it has an allocation: before that ChannelData cannot be valid, and refusing it at its
+        header closes at once a connection that speaks another protocol whose first byte looks
+        like ChannelData (an HTTP C{GET}) instead of waiting for its announced length.
     """
 
-    def __init__(self, maxBuffered: int = MAX_MESSAGE) -> None:
+    def __init__(self, maxBuffered: int = MAX_MESSAGE, acceptChannelData: bool = True) -> None:
         self.maxBuffered = maxBuffered
+        self.acceptChannelData = acceptChannelData
         self._buffer = b""
 
     @property
@@ -51,7 +56,8 @@ class StreamFramer:
         Add bytes from the stream and return every message they complete, in order.
 
         @raise FramingError: the stream is not STUN/ChannelData, a STUN length is not a
-            multiple of 4, or a message would exceed C{maxBuffered}.  Messages completed
+            multiple of 4, a message would exceed C{maxBuffered}, or ChannelData comes while
+            C{acceptChannelData} is off.  Messages completed
             before the bad one are lost with the connection; the caller closes it.
         """
         buffer = self._buffer + data if self._buffer else data
@@ -67,6 +73,8 @@ class StreamFramer:
                 size = 20 + length
                 wire = size
             elif 0x40 <= first <= 0x7F:
+                if not self.acceptChannelData:
+                    raise FramingError("ChannelData before an allocation")
                 size = 4 + length
                 wire = size + (-length & 3)
             else:

@@ -1,0 +1,1 @@
+Clients can reach the server over TCP on --listening-port (RFC 8656 stream framing, ChannelData padded), on by default; --no-tcp switches it off. An allocation made over TCP lives as long as its connection, idle connections without an allocation are closed after 30 s, and a client that does not read loses relayed data instead of growing server memory.

@@ -1,0 +1,303 @@
+"""
+Tests for L{twisted_turn.stream}: STUN and ChannelData over a TCP or TLS connection.
+"""
+
+from hypothesis import given, settings, strategies as st
+from twisted.python.failure import Failure
+from twisted.internet.error import ConnectionDone
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_turn.allocation import FiveTuple
+from twisted_turn.stream import IDLE_TIMEOUT, StreamListenerFactory, StreamConnection
+from twisted_turn.stun.attributes import (
+    ChannelNumber,
+    Data,
+    Lifetime,
+    RequestedTransport,
+    XorMappedAddress,
+    XorPeerAddress,
+)
+from twisted_turn.stun.channeldata import decodeChannelData, encodeChannelData
+from twisted_turn.stun.framing import MAX_MESSAGE
+from twisted_turn.stun.message import (
+    MessageClass,
+    Method,
+    decodeMessage,
+    encodeMessage,
+    newTransactionId,
+)
+from twisted_turn.testing import ServerFixture, StreamTestClient
+
+PEER = ("8.8.8.8", 6000)
+CLIENT = ("192.0.2.5", 40000)
+
+
+def binding():
+    return encodeMessage(Method.BINDING, MessageClass.REQUEST, newTransactionId(), [])
+
+
+class StreamConnectionTests(SynchronousTestCase):
+    def setUp(self):
+        self.fixture = ServerFixture()
+        self.server = self.fixture.server
+        self.clock = self.fixture.clock
+        self.client = StreamTestClient(self.server, self.clock, CLIENT)
+        self.stream = self.client.stream
+        self.wire = self.client.wire
+
+    def allocate(self):
+        response = self.client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        allocation = self.server.table.get(FiveTuple(*CLIENT, "198.51.100.1", 3478, "tcp"))
+        self.assertIsNotNone(allocation)
+        return allocation
+
+    def bind(self, number=0x4000, peer=PEER):
+        response = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(number), XorPeerAddress(*peer)]
+        )
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+
+    def test_bindingAcrossSegments(self):
+        """
+        A Binding request split over three segments gets one response, with the client's
+        address as seen on the connection.
+        """
+        request = binding()
+        for chunk in (request[:3], request[3:21], request[21:]):
+            self.stream.dataReceived(chunk)
+        [response] = self.client.received()
+        message = decodeMessage(response)
+        self.assertEqual(message.messageClass, MessageClass.SUCCESS)
+        self.assertEqual(message.get(XorMappedAddress), XorMappedAddress(*CLIENT))
+
+    def test_manyMessagesInOneSegment(self):
+        """
+        Several messages in one segment are each answered, in order.
+        """
+        requests = [binding() for _ in range(3)]
+        self.stream.dataReceived(b"".join(requests))
+        responses = [decodeMessage(data) for data in self.client.received()]
+        self.assertEqual(
+            [r.transactionId for r in responses], [decodeMessage(r).transactionId for r in requests]
+        )
+
+    def test_allocationKeyedByTcp(self):
+        """
+        An allocation made over the connection has a 5-tuple with transport C{tcp}, is not
+        found from a UDP client with the same address, and its replies go out on the stream.
+        """
+        allocation = self.allocate()
+        self.assertIs(allocation.clientTransport, self.stream)
+        self.assertIsNone(self.server.table.get(FiveTuple(*CLIENT, "198.51.100.1", 3478)))
+
+    def test_channelDataUplink(self):
+        """
+        Padded ChannelData messages in one segment go to the peer without header or padding.
+        """
+        allocation = self.allocate()
+        self.bind()
+        relay = self.fixture.relayFactory.open[allocation.relayAddress]
+        self.stream.dataReceived(
+            b"".join(encodeChannelData(0x4000, payload, pad=True)
+                     for payload in (b"a", b"bb", b"ccc", b"dddd"))
+        )
+        self.assertEqual(
+            relay.transport.written, [(p, PEER) for p in (b"a", b"bb", b"ccc", b"dddd")]
+        )
+
+    def test_channelDataBeforeAllocationCloses(self):
+        """
+        A ChannelData header before the connection has an allocation closes it at once (an
+        HTTP C{GET} looks like one), without waiting for the length it announces.
+        """
+        self.stream.dataReceived(b"GET / HTTP/1.1\r\n")
+        self.assertTrue(self.wire.disconnected)
+        self.assertEqual(self.server.counters["dropStreamFraming"], 1)
+
+    def test_channelDataUnbound(self):
+        """
+        ChannelData on an unbound channel, or after the allocation was deleted, is dropped and
+        counted.
+        """
+        self.allocate()
+        self.stream.dataReceived(encodeChannelData(0x4001, b"x", pad=True))
+        self.assertEqual(self.server.counters["dropChannelUnbound"], 1)
+        self.client.request(Method.REFRESH, [Lifetime(0)])
+        self.stream.dataReceived(encodeChannelData(0x4001, b"x", pad=True))
+        self.assertEqual(self.server.counters["dropChannelNoAllocation"], 1)
+        self.assertFalse(self.wire.disconnecting)
+
+    def test_downlinkChannelDataPadded(self):
+        """
+        Peer data on a channel reaches the client as ChannelData padded to four bytes.
+        """
+        allocation = self.allocate()
+        self.bind()
+        relay = self.fixture.relayFactory.open[allocation.relayAddress]
+        self.client.receivedBytes()
+        relay.datagramReceived(b"hello", PEER)
+        wire = self.client.receivedBytes()
+        self.assertEqual(wire, encodeChannelData(0x4000, b"hello", pad=True))
+        self.assertEqual(len(wire) % 4, 0)
+        self.assertEqual(decodeChannelData(wire[:9]), (0x4000, b"hello"))
+
+    def test_downlinkDataIndication(self):
+        """
+        Peer data without a channel reaches the client as a Data indication on the stream.
+        """
+        allocation = self.allocate()
+        response = self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        relay = self.fixture.relayFactory.open[allocation.relayAddress]
+        relay.datagramReceived(b"abc", PEER)
+        [data] = self.client.received()
+        message = decodeMessage(data)
+        self.assertEqual((message.method, message.get(Data).value), (Method.DATA, b"abc"))
+
+    def test_sendIndication(self):
+        """
+        A Send indication over the stream goes to a permitted peer.
+        """
+        allocation = self.allocate()
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        relay = self.fixture.relayFactory.open[allocation.relayAddress]
+        self.stream.dataReceived(encodeMessage(
+            Method.SEND, MessageClass.INDICATION, newTransactionId(),
+            [XorPeerAddress(*PEER), Data(b"payload")],
+        ))
+        self.assertEqual(relay.transport.written, [(b"payload", PEER)])
+
+    def test_connectionLossDeletesAllocation(self):
+        """
+        When the connection closes, its allocation is deleted and the relay port freed.
+        """
+        allocation = self.allocate()
+        self.stream.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(self.server.table), 0)
+        self.assertNotIn(allocation.relayAddress, self.fixture.relayFactory.open)
+        self.assertEqual(self.server.counters["tcpClosedWithAllocation"], 1)
+
+    def test_idleWithoutAllocationClosed(self):
+        """
+        A connection that has made no allocation within L{IDLE_TIMEOUT} is aborted, even if
+        it keeps sending (unauthenticated) requests.
+        """
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.stream.dataReceived(binding())
+        self.assertFalse(self.wire.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(self.wire.disconnected)
+        self.assertEqual(self.server.counters["tcpIdleClosed"], 1)
+
+    def test_allocationKeepsConnection(self):
+        """
+        A connection with a live allocation stays open; once the allocation is deleted it is
+        closed within two idle periods.
+        """
+        self.allocate()
+        self.clock.advance(IDLE_TIMEOUT * 3)
+        self.assertFalse(self.wire.disconnecting)
+        response = self.client.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.clock.advance(IDLE_TIMEOUT * 2)
+        self.assertTrue(self.wire.disconnected)
+
+    def test_noTimerAfterClose(self):
+        """
+        Closing the connection cancels its idle timer.
+        """
+        self.stream.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_framingErrorCloses(self):
+        """
+        Bytes that cannot start a message abort the connection; messages before them in the
+        same segment are still not answered twice, and nothing escapes.
+        """
+        self.stream.dataReceived(b"\x80" + bytes(19))
+        self.assertTrue(self.wire.disconnected)
+        self.assertEqual(self.server.counters["dropStreamFraming"], 1)
+        self.assertEqual(self.client.received(), [])
+
+    def test_bufferBounded(self):
+        """
+        A message announced larger than the framer's bound closes the connection; a partial
+        message within it is buffered, never more than L{MAX_MESSAGE} bytes.
+        """
+        header = encodeMessage(Method.BINDING, MessageClass.REQUEST, newTransactionId(), [])
+        announced = header[:2] + (0xFFFC).to_bytes(2, "big") + header[4:]
+        self.stream.dataReceived(announced + bytes(60000))
+        self.assertFalse(self.wire.disconnecting)
+        self.assertLessEqual(self.stream._framer.buffered, MAX_MESSAGE)
+        # ChannelData announcing 0xFFFF padded to 0x10000 is over the bound.
+        other = StreamTestClient(self.server, self.clock, ("192.0.2.6", 1))
+        other.stream._framer.maxBuffered = 1000
+        other.stream._framer.acceptChannelData = True
+        other.stream.dataReceived(b"\x40\x00\x04\x00")
+        self.assertTrue(other.wire.disconnected)
+
+    def test_backpressureDropsRelayedData(self):
+        """
+        While the transport has paused the connection (its buffer is full), peer data for the
+        client is dropped and counted instead of buffered; after resume it flows again.
+        """
+        allocation = self.allocate()
+        self.bind()
+        relay = self.fixture.relayFactory.open[allocation.relayAddress]
+        self.client.receivedBytes()
+        self.assertIs(self.wire.producer, self.stream)
+        self.assertTrue(self.wire.streaming)
+        self.stream.pauseProducing()
+        relay.datagramReceived(b"lost", PEER)
+        self.assertEqual(self.client.receivedBytes(), b"")
+        self.assertEqual(self.server.counters["dropStreamBackpressure"], 1)
+        self.stream.resumeProducing()
+        relay.datagramReceived(b"kept", PEER)
+        self.assertEqual(self.client.receivedBytes(), encodeChannelData(0x4000, b"kept"))
+
+    def test_writeAfterCloseDropped(self):
+        """
+        A write after the connection closed (a peer datagram racing the close) is dropped.
+        """
+        self.stream.connectionLost(Failure(ConnectionDone()))
+        self.stream.write(b"\x40\x00\x00\x01x", CLIENT)
+        self.assertEqual(self.client.receivedBytes(), b"")
+        self.assertEqual(self.server.counters["dropStreamClosed"], 1)
+
+    def test_internalErrorContained(self):
+        """
+        An unexpected exception while handling a message is counted, not raised into the
+        reactor, and later messages are still handled.
+        """
+        def broken(*args):
+            raise RuntimeError("bug")
+
+        self.server.handleStun = broken
+        self.stream.dataReceived(binding() + binding())
+        self.assertEqual(self.server.counters["internalError"], 2)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_anyBytesNeverRaise(self, data):
+        """
+        Whatever bytes arrive, C{dataReceived} returns normally.
+        """
+        client = StreamTestClient(self.server, self.clock, ("192.0.2.7", 7))
+        client.stream.dataReceived(data)
+        client.stream.connectionLost(Failure(ConnectionDone()))
+
+
+class StreamListenerFactoryTests(SynchronousTestCase):
+    def test_buildsConnections(self):
+        """
+        The factory builds a L{StreamConnection} per connection, with its transport name and
+        idle timeout.
+        """
+        fixture = ServerFixture()
+        factory = StreamListenerFactory(fixture.server, fixture.clock, "tls", idleTimeout=5)
+        connection = factory.buildProtocol(None)
+        self.assertIsInstance(connection, StreamConnection)
+        self.assertEqual((connection.protocolName, connection._idleTimeout), ("tls", 5))
+        self.assertIs(connection.factory, factory)

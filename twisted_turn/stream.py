@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.test_stream -*-
+"""
+Clients over TCP and TLS (RFC 8656 sections 3.1 and 12.5).
+
+One L{StreamConnection} per client connection: the bytes are split into STUN messages and
+ChannelData by L{twisted_turn.stun.framing.StreamFramer}; STUN goes to the server as from a UDP
+listener (the connection is the transport replies go out on), ChannelData to its peer.  The
+connection is the allocation's C{clientTransport}: its C{write(data, addr)} pads ChannelData to
+a multiple of four bytes, as streams require.
+
+Lifetime rules:
+  - an allocation made over a connection lives as long as the connection (RFC 8656 section 3.1):
+    closing the connection deletes it;
+  - a connection with no live allocation is closed after L{IDLE_TIMEOUT} seconds (so a client
+    that connects and never authenticates, or a TLS handshake that never finishes, holds a
+    descriptor for at most that long);
+  - a client that does not read has its relayed data dropped and counted once the transport's
+    buffer is full, rather than buffered without bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
+
+from twisted_turn import udp
+from twisted_turn._log import makeLogger
+from twisted_turn.allocation import Address
+from twisted_turn.protocol import relayChannelData, reportInternalError
+from twisted_turn.stun.framing import FramingError, StreamFramer
+
+_log = makeLogger(__name__)
+
+#: Seconds a connection may go without a live allocation before it is closed.
+IDLE_TIMEOUT = 30.0
+
+_PADDING = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
+
+
+@implementer(IPushProducer)
+class StreamConnection(Protocol):
+    """
+    One client connection over TCP or TLS.
+
+    @ivar protocolName: the 5-tuple's transport, C{"tcp"} or C{"tls"}.
+    """
+
+    def __init__(self, server: Any, clock: Any, protocolName: str, idleTimeout: float) -> None:
+        self._server = server
+        self._counters = server.counters
+        self._clock = clock
+        self.protocolName = protocolName
+        self._idleTimeout = idleTimeout
+        self._framer = StreamFramer(acceptChannelData=False)
+        self._paused = False
+        self._idleCall: Any = None
+        self._closed = False
+        self.client: Address = ("", 0)
+        self.serverAddress: Address = ("", 0)
+        self._clients: dict = {}
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        host = self.transport.getHost()
+        self.client = (peer.host, peer.port)
+        self.serverAddress = (host.host, host.port)
+        self._clients = self._server.table.clientsOf(self.protocolName, self.serverAddress)
+        self._counters[self.protocolName + "Connections"] += 1
+        # Media: no Nagle delay on small ChannelData writes.
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            try:
+                setNoDelay(True)
+            except OSError:
+                pass
+        self.transport.registerProducer(self, True)
+        self._idleCall = self._clock.callLater(self._idleTimeout, self._checkIdle)
+
+    def _liveAllocation(self) -> Optional[Any]:
+        allocation = self._clients.get(self.client)
+        if allocation is not None and allocation.clientTransport is self:
+            if allocation.expiresAt >= self._clock.seconds():
+                return allocation
+        return None
+
+    def _checkIdle(self) -> None:
+        self._idleCall = None
+        if self._liveAllocation() is not None:
+            self._idleCall = self._clock.callLater(self._idleTimeout, self._checkIdle)
+            return
+        self._counters[self.protocolName + "IdleClosed"] += 1
+        _log.debug("Closing idle {protocol} connection from {client}",
+                   protocol=self.protocolName, client=self.client)
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._closed = True
+        if self._idleCall is not None and self._idleCall.active():
+            self._idleCall.cancel()
+        self._idleCall = None
+        allocation = self._clients.get(self.client)
+        if allocation is not None and allocation.clientTransport is self:
+            self._server.deallocate(allocation)
+            self._counters[self.protocolName + "ClosedWithAllocation"] += 1
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            messages = self._framer.feed(data)
+        except FramingError as e:
+            self._counters["dropStreamFraming"] += 1
+            _log.debug("Closing {protocol} connection from {client}: {reason}",
+                       protocol=self.protocolName, client=self.client, reason=str(e))
+            self.transport.abortConnection()
+            return
+        if not messages:
+            return
+        # Relay writes made for a segment of many ChannelData messages leave together.
+        udp.batch.begin()
+        try:
+            for message in messages:
+                if self._closed:
+                    break
+                self._messageReceived(message)
+        finally:
+            udp.batch.end()
+
+    def _messageReceived(self, message: bytes) -> None:
+        try:
+            if message[0] >= 0x40:
+                allocation = self._clients.get(self.client)
+                if allocation is None or allocation.clientTransport is not self:
+                    self._counters["dropChannelNoAllocation"] += 1
+                    return
+                relayChannelData(
+                    self._server, self._counters, allocation, message, self._clock.seconds()
+                )
+            else:
+                self._server.handleStun(
+                    message, self, self.client, self.serverAddress, self.protocolName
+                )
+                if not self._framer.acceptChannelData:
+                    allocation = self._clients.get(self.client)
+                    if allocation is not None and allocation.clientTransport is self:
+                        self._framer.acceptChannelData = True
+        except Exception:
+            reportInternalError(self._counters)
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def write(self, data: bytes, addr: Any = None) -> None:
+        """
+        Send one STUN or ChannelData message to this connection's client (C{addr} is the
+        client's address, as for a UDP transport, and is not needed).
+        """
+        if self._paused or self._closed:
+            self._counters["dropStreamBackpressure" if self._paused else "dropStreamClosed"] += 1
+            return
+        if data[0] >= 0x40:
+            data += _PADDING[len(data) & 3]
+        self.transport.write(data)
+
+    # IPushProducer: the transport pauses us when its buffer is full.
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+
+class StreamListenerFactory(Factory):
+    """
+    Builds a L{StreamConnection} per accepted client connection.
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        server: Any,
+        clock: Any,
+        protocolName: str = "tcp",
+        idleTimeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        self._server = server
+        self._clock = clock
+        self.protocolName = protocolName
+        self.idleTimeout = idleTimeout
+
+    def buildProtocol(self, addr: Any) -> StreamConnection:
+        connection = StreamConnection(
+            self._server, self._clock, self.protocolName, self.idleTimeout
+        )
+        connection.factory = self
+        return connection
