@@ -31,10 +31,11 @@ SERVED = (
     "allowed-peer-ip no-multicast-peers max-allocate-lifetime channel-lifetime "
     "permission-lifetime stale-nonce software-attribute no-udp user-quota total-quota log-file "
     "verbose pidfile nonce-secret rest-api-separator udp-recvmmsg udp-sendmmsg udp-gso "
-    "udp-batch-size no-tcp"
+    "udp-batch-size no-tcp no-tls no-dtls tls-listening-port cert pkey pkey-pwd cipher-list "
+    "no-tlsv1 no-tlsv1_1 no-tlsv1_2"
 ).split()
 NOT_SERVED_YET = (
-    "no-tls no-dtls tls-listening-port cert pkey max-bps"
+    "max-bps no-tcp-relay"
 ).split()
 
 
@@ -708,23 +709,18 @@ class NotImplementedTests(SynchronousTestCase):
         Their names are recorded once each, in order; served options are not.
         """
         config = fromFile(
-            "no-tls\nfingerprint\nrelay-threads=4\nno-tls=false\nCA-file=/etc/ca.pem\n"
+            "max-bps=5\nfingerprint\nrelay-threads=4\nmax-bps=0\nCA-file=/etc/ca.pem\n"
         )
-        self.assertEqual(config.notImplemented, ("no-tls", "relay-threads", "CA-file"))
+        self.assertEqual(config.notImplemented, ("max-bps", "relay-threads", "CA-file"))
         self.assertEqual(fromFile("fingerprint\nrealm=x\n").notImplemented, ())
 
     def test_fieldStillSet(self) -> None:
         """
         Those with a L{TurnConfig} field still set it, validated.
         """
-        config = fromFile("no-tls=false\ntls-listening-port=5350\ncert=/c.pem\nmax-bps=1000\n")
-        self.assertEqual(
-            (config.noTls, config.tlsListeningPort, config.cert, config.maxBps),
-            (False, 5350, "/c.pem", 1000),
-        )
-        self.assertEqual(
-            config.notImplemented, ("no-tls", "tls-listening-port", "cert", "max-bps")
-        )
+        config = fromFile("max-bps=1000\nno-udp-relay\n")
+        self.assertEqual(config.maxBps, 1000)
+        self.assertEqual(config.notImplemented, ("max-bps", "no-udp-relay"))
 
     def test_valuesValidated(self) -> None:
         """
@@ -771,8 +767,7 @@ class NotImplementedTests(SynchronousTestCase):
         self.assertEqual(config.pidfile, "/var/run/turnserver.pid")
         self.assertEqual(
             config.notImplemented,
-            ("tls-listening-port", "cert", "pkey", "cipher-list", "no-stdout-log", "simple-log",
-             "no-cli", "no-tlsv1", "no-tlsv1_1"),
+            ("no-stdout-log", "simple-log", "no-cli"),
         )
 
 

@@ -5,6 +5,7 @@ the sweep on the reactor's clock, and announces what an operator needs to know.
 
 import os
 import select
+import signal
 import socket
 
 from twisted.internet.interfaces import IReactorFDSet
@@ -22,12 +23,15 @@ from twisted_turn.service import (
     StartupError,
     TurnService,
 )
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from twisted_turn.dtlslistener import DtlsListenerProtocol
 from twisted_turn.stream import StreamListenerFactory
 from twisted_turn.stun.attributes import Lifetime, RequestedTransport, XorRelayedAddress
 from twisted_turn.stun.message import MessageClass, Method, encodeMessage, newTransactionId
 from twisted_turn.testing import MemoryUDPReactor, TestClient
 
-from tests.integration.harness import freeUdpPort
+from tests.integration.harness import freeUdpPort, writeCertificate
 
 UDP = RequestedTransport(17)
 
@@ -108,6 +112,92 @@ class TurnServiceTests(SynchronousTestCase):
         error = self.assertRaises(StartupError, service.startService)
         self.assertIn("cannot listen on 198.51.100.1:3478 over TCP", str(error))
         self.assertEqual(self.reactor.udpPorts, {})
+
+    def secureService(self, **options):
+        certFile, keyFile, _ = writeCertificate(self.mktemp(), "turn-test")
+        return self.makeService(cert=certFile, pkey=keyFile, **options)
+
+    def test_secureListeners(self):
+        """
+        With --cert the service listens for TLS (a TLS wrapper around the stream factory, for
+        transport C{tls}) and DTLS on --tls-listening-port of every address.
+        """
+        service = self.secureService(tlsListeningPort=5350)
+        service.startService()
+        self.addCleanup(service.stopService)
+        factory = self.reactor.tcpPorts[("198.51.100.1", 5350)]
+        self.assertIsInstance(factory, TLSMemoryBIOFactory)
+        self.assertEqual(factory.wrappedFactory.protocolName, "tls")
+        dtls = self.reactor.udpPorts[("198.51.100.1", 5350)].protocol
+        self.assertIsInstance(dtls, DtlsListenerProtocol)
+        self.assertIsNotNone(service.credentials)
+
+    def test_secureSwitches(self):
+        """
+        --no-tls and --no-dtls each leave their listener out; without --cert neither starts
+        and the log says so.
+        """
+        service = self.secureService(noTls=True)
+        service.startService()
+        self.assertNotIn(("198.51.100.1", 5349), self.reactor.tcpPorts)
+        self.assertIn(("198.51.100.1", 5349), self.reactor.udpPorts)
+        service.stopService()
+        service = self.secureService(noDtls=True)
+        service.startService()
+        self.assertIn(("198.51.100.1", 5349), self.reactor.tcpPorts)
+        self.assertNotIn(("198.51.100.1", 5349), self.reactor.udpPorts)
+        service.stopService()
+        service = self.makeService()
+        with capturedLogs() as events:
+            service.startService()
+        self.addCleanup(service.stopService)
+        self.assertNotIn(("198.51.100.1", 5349), self.reactor.tcpPorts)
+        self.assertIn("No --cert given", " ".join(e["log_format"] for e in events))
+
+    def test_badCertificate(self):
+        """
+        An unusable certificate stops start-up with the option and the reason, and what was
+        opened is closed again.
+        """
+        service = self.makeService(cert="/nonexistent/cert.pem")
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertIn("--cert: cannot load a certificate from /nonexistent/cert.pem", str(error))
+        self.assertEqual((self.reactor.udpPorts, self.reactor.tcpPorts), ({}, {}))
+
+    def test_reloadCertificates(self):
+        """
+        L{TurnService.reloadCertificates} reloads the files (the admin call behind SIGHUP);
+        without --cert it says there is nothing to reload.
+        """
+        service = self.secureService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertTrue(service.reloadCertificates())
+        self.assertEqual(service.credentials.reloads, 1)
+        plain = self.makeService(listeningPort=3480)
+        self.assertFalse(plain.reloadCertificates())
+
+    def test_sighupOnlyUnderTwistd(self):
+        """
+        Only a service with C{reloadOnSighup} (twistd's) takes SIGHUP, and it gives the
+        previous handler back when it stops; the handler reloads on the reactor thread.
+        """
+        previous = signal.getsignal(signal.SIGHUP)
+        service = self.secureService()
+        service.startService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), previous)
+        service.stopService()
+        service = self.secureService()
+        service.reloadOnSighup = True
+        service.startService()
+        handler = signal.getsignal(signal.SIGHUP)
+        self.assertNotEqual(handler, previous)
+        calls = []
+        self.reactor.callFromThread = lambda f, *a: calls.append(f)
+        handler(signal.SIGHUP, None)
+        self.assertEqual(calls, [service.reloadCertificates])
+        service.stopService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), previous)
 
     def test_noUdp(self):
         """
@@ -235,13 +325,13 @@ class TurnServiceTests(SynchronousTestCase):
         Each recognised-but-not-served option is named in a warning at start.
         """
         service = TurnService(
-            makeConfig(listeningIps=("198.51.100.1",), users=(("a", "b"),), noTls=True),
+            makeConfig(listeningIps=("198.51.100.1",), users=(("a", "b"),), maxBps=10),
             reactor=MemoryUDPReactor(),
         )
         with capturedLogs() as events:
             service.startService()
         warned = [e["option"] for e in events if "option" in e]
-        self.assertIn("no-tls", warned)
+        self.assertIn("max-bps", warned)
         service.stopService()
 
     def test_relayHosts(self):

@@ -157,8 +157,8 @@ class CommandLineTests(SynchronousTestCase):
         """
         Options not served yet are accepted and recorded.
         """
-        config = parse("--no-tls", "--relay-threads", "4", "--max-bps=100")
-        self.assertEqual(config.notImplemented, ("no-tls", "relay-threads", "max-bps"))
+        config = parse("--no-udp-relay", "--relay-threads", "4", "--max-bps=100")
+        self.assertEqual(config.notImplemented, ("no-udp-relay", "relay-threads", "max-bps"))
 
     def test_sameAsMakeConfig(self) -> None:
         """
@@ -351,7 +351,8 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_makeService(self) -> None:
         """
-        The service is built from C{options.config} and the given reactor.
+        The service is built from C{options.config} and the given reactor, exits with one
+        line on a start-up error, and reloads its certificate on SIGHUP.
         """
         calls: List[tuple] = []
 
@@ -371,4 +372,6 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(service, FakeTurnService)
         self.assertEqual(calls, [(options.config, reactor)])
         self.assertEqual(calls[0][0].listeningPort, 3479)
+        self.assertTrue(service.exitOnStartupError)
+        self.assertTrue(service.reloadOnSighup)
 

@@ -83,6 +83,9 @@ class TurnConfig:
     tlsListeningPort: int = 5349
     cert: Optional[str] = None
     pkey: Optional[str] = None
+    pkeyPwd: Optional[str] = None
+    cipherList: Optional[str] = None
+    noTlsv12: bool = False
     udpRecvmmsg: Optional[bool] = None
     udpSendmmsg: Optional[bool] = None
     udpGso: Optional[bool] = None
@@ -473,6 +476,24 @@ OPTIONS: Tuple[Option, ...] = (
            "Most allocations in total; 0 for no limit.", **_COUNT),
     Option("no-udp", None, "flag", "noUdp", "Do not listen for clients over UDP."),
     Option("no-tcp", None, "flag", "noTcp", "Do not listen for clients over TCP."),
+    Option("no-tls", None, "flag", "noTls", "Do not listen for clients over TLS."),
+    Option("no-dtls", None, "flag", "noDtls", "Do not listen for clients over DTLS."),
+    Option("tls-listening-port", None, "int", "tlsListeningPort",
+           "TLS (TCP) and DTLS (UDP) port to listen on for clients; they need --cert.", **_PORT),
+    Option("cert", None, "str", "cert",
+           "Certificate chain file (PEM, the server's certificate first) for TLS and DTLS. "
+           "SIGHUP reloads it."),
+    Option("pkey", None, "str", "pkey",
+           "Private key file (PEM) of --cert. Default: the --cert file itself."),
+    Option("pkey-pwd", None, "str", "pkeyPwd", "Password of an encrypted --pkey."),
+    Option("cipher-list", None, "str", "cipherList",
+           "OpenSSL cipher list for TLS 1.2 and DTLS 1.2 (default: ECDHE with AES-GCM or "
+           "ChaCha20-Poly1305). TLS 1.3 suites are OpenSSL's."),
+    Option("no-tlsv1_2", None, "flag", "noTlsv12", "Refuse TLS 1.2: TLS 1.3 only."),
+    Option("no-tlsv1", None, "flag", None, "coturn's flag: TLS 1.0 is always refused here."),
+    Option("no-tlsv1_1", None, "flag", None, "coturn's flag: TLS 1.1 is always refused here."),
+    Option("no-sslv2", None, "flag", None, "Removed from coturn: SSLv2 is never offered."),
+    Option("no-sslv3", None, "flag", None, "Removed from coturn: SSLv3 is never offered."),
     Option("udp-recvmmsg", None, "flag", "udpRecvmmsg",
            "Receive UDP in batches with recvmmsg (default: on where the native module is "
            "built; --udp-recvmmsg=false turns it off)."),
@@ -491,12 +512,6 @@ OPTIONS: Tuple[Option, ...] = (
     # Recognised with a TurnConfig field, served in a later issue.
     _later("max-bps", "s", "int", "maxBps",
            "Bandwidth limit per session in bytes per second; 0 for none.", **_COUNT),
-    _later("no-tls", None, "flag", "noTls", "Do not listen for clients over TLS."),
-    _later("no-dtls", None, "flag", "noDtls", "Do not listen for clients over DTLS."),
-    _later("tls-listening-port", None, "int", "tlsListeningPort",
-           "TLS and DTLS port to listen on for clients.", **_PORT),
-    _later("cert", None, "str", "cert", "TLS certificate file (PEM)."),
-    _later("pkey", None, "str", "pkey", "TLS private key file (PEM)."),
     # Recognised only, so that an existing coturn configuration runs; each warns when given.
     _later("listening-device", "d", "str", None, "Listen on this network device only."),
     _later("relay-device", "i", "str", None, "Relay through this network device only."),
@@ -540,17 +555,12 @@ OPTIONS: Tuple[Option, ...] = (
     _later("no-stun", None, "flag", None, "Answer TURN only, no plain STUN."),
     _later("secure-stun", None, "flag", None, "Require credentials for Binding requests."),
     _later("raw-public-keys", None, "flag", None, "TLS raw public keys."),
-    _later("pkey-pwd", None, "str", None, "Password of the TLS private key."),
-    _later("cipher-list", None, "str", None, "OpenSSL cipher list for TLS and DTLS."),
     _later("CA-file", None, "str", None, "CA file for verifying client certificates."),
     _later("ec-curve-name", None, "str", None, "Curve for ECDHE."),
     _later("dh566", None, "flag", None, "566-bit DH parameters."),
     _later("dh1066", None, "flag", None, "1066-bit DH parameters."),
     _later("dh2066", None, "flag", None, "2066-bit DH parameters (old coturn)."),
     _later("dh-file", None, "str", None, "DH parameters file (PEM)."),
-    _later("no-tlsv1", None, "flag", None, "Refuse TLS 1.0."),
-    _later("no-tlsv1_1", None, "flag", None, "Refuse TLS 1.1."),
-    _later("no-tlsv1_2", None, "flag", None, "Refuse TLS 1.2."),
     _later("no-stdout-log", None, "flag", None, "Do not log to standard output."),
     _later("syslog", None, "flag", None, "Log to syslog."),
     _later("syslog-facility", None, "str", None, "Syslog facility."),
@@ -589,8 +599,6 @@ OPTIONS: Tuple[Option, ...] = (
     _later("no-config-file", "n", "flag", None,
            "coturn's -n: read no turnserver.conf (twisted-turn reads one only with -c)."),
     # Retired from coturn but still found in older configuration files.
-    _later("no-sslv2", None, "flag", None, "Removed from coturn: SSLv2 is never offered."),
-    _later("no-sslv3", None, "flag", None, "Removed from coturn: SSLv3 is never offered."),
     _later("sha256", None, "flag", None, "Removed from coturn: SHA-256 keys."),
     _later("sha384", None, "flag", None, "Removed from coturn: SHA-384 keys."),
     _later("sha512", None, "flag", None, "Removed from coturn: SHA-512 keys."),
@@ -770,6 +778,17 @@ def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -
             "udp-gso",
             "needs --udp-sendmmsg: GSO is how queued datagrams are flushed, and with "
             "--udp-sendmmsg=false nothing is queued",
+        )
+    for name, value in (("pkey", config.pkey), ("pkey-pwd", config.pkeyPwd)):
+        if value is not None and config.cert is None:
+            raise fail(name, "needs --cert")
+    if config.tlsListeningPort == config.listeningPort and config.cert is not None and not (
+        (config.noTls or config.noTcp) and (config.noDtls or config.noUdp)
+    ):
+        raise fail(
+            "tls-listening-port",
+            f"is the same as --listening-port ({config.listeningPort}): TLS and DTLS need a "
+            "port of their own",
         )
     return config
 

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
 import struct
 from typing import Any, Dict, List, Optional, Tuple
@@ -35,6 +36,7 @@ from twisted_turn.protocol import ListenerProtocol, RelayProtocol
 from twisted_turn.relay import RelayPortAllocator, addressFamily
 from twisted_turn.server import TurnServer
 from twisted_turn.stream import StreamListenerFactory
+from twisted_turn.tls import CertificateError, ServerCredentials, certificateSubject
 
 _log = makeLogger(__name__)
 
@@ -150,6 +152,9 @@ class TurnService(MultiService):
     """
 
     exitOnStartupError = False
+    #: Reload the certificate on SIGHUP (set by C{twistd turn}; an embedding application owns
+    #: its signals and calls L{reloadCertificates} itself).
+    reloadOnSighup = False
 
     def __init__(
         self, config: Optional[TurnConfig] = None, reactor: Any = None, **options: Any
@@ -173,6 +178,9 @@ class TurnService(MultiService):
         self.batching = udp.STOCK
         self._logObserver: Any = None
         self._logFile: Any = None
+        #: The TLS and DTLS certificate, once started with --cert.
+        self.credentials: Optional[ServerCredentials] = None
+        self._previousSighup: Any = None
 
         self.generatedUser: Optional[Tuple[str, str]] = None
         users = list(config.users)
@@ -327,6 +335,7 @@ class TurnService(MultiService):
             factory = StreamListenerFactory(self.server, self._reactor, "tcp")
             for host in self._listeningHosts():
                 self._listenStream(host, config.listeningPort, factory, "TCP")
+        self._startSecure()
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = self._reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
@@ -339,14 +348,99 @@ class TurnService(MultiService):
             "ports {minPort}-{maxPort}, realm {realm!r}",
             listeners=",".join(self._listeningHosts()),
             port=config.listeningPort,
-            transports=", ".join(
-                name for name, off in (("UDP", config.noUdp), ("TCP", config.noTcp)) if not off
-            ) or "no transport",
+            transports=", ".join(self._transports()) or "no transport",
             relays=",".join(self.relayHosts),
             minPort=config.minPort,
             maxPort=config.maxPort,
             realm=config.realm,
         )
+
+    def _secureOn(self) -> Tuple[bool, bool]:
+        """
+        Whether the TLS and the DTLS listeners run: asked for and a certificate given.
+        """
+        config = self.config
+        return (
+            config.cert is not None and not config.noTls,
+            config.cert is not None and not config.noDtls,
+        )
+
+    def _transports(self) -> List[str]:
+        """
+        The listeners' transports and ports, for the start-up summary.
+        """
+        config = self.config
+        tls, dtls = self._secureOn()
+        return [
+            name
+            for name, on in (
+                ("UDP", not config.noUdp),
+                ("TCP", not config.noTcp),
+                (f"TLS on {config.tlsListeningPort}", tls),
+                (f"DTLS on {config.tlsListeningPort}", dtls),
+            )
+            if on
+        ]
+
+    def _startSecure(self) -> None:
+        """
+        Load the certificate and start the TLS and DTLS listeners on --tls-listening-port.
+
+        @raise StartupError: the certificate or key cannot be used, or a port cannot be bound.
+        """
+        config = self.config
+        tls, dtls = self._secureOn()
+        if not (tls or dtls):
+            if config.cert is None and not (config.noTls and config.noDtls):
+                _log.info("No --cert given, so there are no TLS and DTLS listeners")
+            return
+        try:
+            self.credentials = ServerCredentials(
+                config.cert,  # type: ignore[arg-type]
+                config.pkey,
+                config.pkeyPwd,
+                config.cipherList,
+                tls13Only=config.noTlsv12,
+            )
+        except CertificateError as e:
+            raise StartupError(str(e))
+        _log.info("TLS certificate: {subject}", subject=certificateSubject(config.cert))
+        port = config.tlsListeningPort
+        if tls:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            factory = TLSMemoryBIOFactory(
+                self.credentials, False, StreamListenerFactory(self.server, self._reactor, "tls")
+            )
+            factory.noisy = False
+            for host in self._listeningHosts():
+                self._listenStream(host, port, factory, "TLS")
+        if dtls:
+            from twisted_turn.dtlslistener import DtlsListenerProtocol
+
+            for host in self._listeningHosts():
+                protocol = DtlsListenerProtocol(
+                    self.server, self._reactor, self.credentials.currentDtlsContext
+                )
+                self._listen(host, port, protocol, "DTLS")
+        if self.reloadOnSighup and hasattr(signal, "SIGHUP"):
+            self._previousSighup = (signal.signal(signal.SIGHUP, self._sighup),)
+
+    def _sighup(self, signalNumber: int, frame: Any) -> None:
+        self._reactor.callFromThread(self.reloadCertificates)
+
+    def reloadCertificates(self) -> bool:
+        """
+        Read --cert and --pkey again (what SIGHUP does under twistd).  New TLS connections and
+        DTLS sessions get the new certificate; established ones keep theirs.  A file that
+        cannot be used is logged and the current certificate stays.
+
+        @return: whether a new certificate is in service.
+        """
+        if self.credentials is None:
+            _log.warn("No TLS certificate to reload: the server runs without --cert")
+            return False
+        return self.credentials.reload()
 
     def _warnAboutConfiguration(self) -> None:
         config = self.config
@@ -482,9 +576,16 @@ class TurnService(MultiService):
         except Exception:
             _log.failure("Sweeping expired allocations failed; trying again next time")
 
-    def _listen(self, host: str) -> None:
-        protocol = ListenerProtocol(self.server, self._reactor)
-        port = self.config.listeningPort
+    def _listen(
+        self, host: str, port: Optional[int] = None, protocol: Any = None, kind: str = "UDP"
+    ) -> None:
+        """
+        Listen for datagram clients: plain UDP by default, or C{protocol} (DTLS) on C{port}.
+        """
+        if protocol is None:
+            protocol = ListenerProtocol(self.server, self._reactor)
+        if port is None:
+            port = self.config.listeningPort
         try:
             if host == "::":
                 listening = self._listenIPv6Only(port, protocol)
@@ -494,10 +595,11 @@ class TurnService(MultiService):
                 )
         except CannotListenError as e:
             where = f"[{host}]" if ":" in host else host
-            raise StartupError(f"cannot listen on {where}:{port}: {e.socketError}")
+            suffix = "" if kind == "UDP" else f" over {kind}"
+            raise StartupError(f"cannot listen on {where}:{port}{suffix}: {e.socketError}")
         self.listeningPorts.append(listening)
 
-    def _listenIPv6Only(self, port: int, protocol: ListenerProtocol) -> Any:
+    def _listenIPv6Only(self, port: int, protocol: Any) -> Any:
         """
         Listen on the IPv6 wildcard for IPv6 only.  Twisted leaves IPV6_V6ONLY off, so C{::}
         would also take IPv4 (as ::ffff:a.b.c.d clients, answered with IPv6 mapped addresses)
@@ -562,6 +664,12 @@ class TurnService(MultiService):
             for host in hosts
             for transport in transports
         ]
+        if self._secureOn()[0]:
+            urls += [
+                f"turns:{f'[{host}]' if ':' in host else host}:{self.config.tlsListeningPort}"
+                "?transport=tcp"
+                for host in hosts
+            ]
         snippet = json.dumps({"urls": urls, "username": name, "credential": password})
         _log.warn(
             "No credentials were configured, so this run made a user of its own: "
@@ -587,6 +695,10 @@ class TurnService(MultiService):
         for port in self.listeningPorts:
             port.stopListening()
         self.listeningPorts = []
+        if self._previousSighup is not None:
+            [previous] = self._previousSighup
+            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
+            self._previousSighup = None
         if self._logObserver is not None:
             globalLogPublisher.removeObserver(self._logObserver)
             self._logObserver = None

@@ -178,4 +178,5 @@ def makeService(options: Options, reactor: object = None):  # type: ignore[no-un
 
     service = TurnService(options.config, reactor=reactor)
     service.exitOnStartupError = True
+    service.reloadOnSighup = True
     return service

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import pytest
 
@@ -232,6 +232,7 @@ class TurnServerProcess:
     logging to a file.
 
     @ivar port: the listening port.
+    @ivar tlsPort: the TLS and DTLS listening port (used with C{--cert}).
     @ivar minPort: the first relay port.
     @ivar maxPort: the last relay port.
     """
@@ -244,6 +245,7 @@ class TurnServerProcess:
         environment: Optional[Dict[str, str]] = None,
     ) -> None:
         self.port = freeListeningPort()
+        self.tlsPort = freeListeningPort()
         self.minPort, self.maxPort = freeRelayRange()
         self.logPath = logPath
         self.command = [
@@ -256,6 +258,8 @@ class TurnServerProcess:
             HOST,
             "--listening-port",
             str(self.port),
+            "--tls-listening-port",
+            str(self.tlsPort),
             "--relay-ip",
             HOST,
             "--min-port",
@@ -365,6 +369,66 @@ class SniffingProxy:
             thread.join(timeout=2)
         self._front.close()
         self._back.close()
+
+
+def writeCertificate(
+    directory, commonName: str, password: Optional[bytes] = None,
+    hosts: Sequence[str] = (HOST, "::1", "localhost"),
+) -> Tuple[str, str, Any]:
+    """
+    Write a fresh self-signed P-256 certificate for C{hosts} (its subject alternative names)
+    and its key into C{directory}.  A client can trust it by giving the certificate file as
+    its CA file.
+
+    @return: the certificate file, the key file and the certificate.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory = str(directory)
+    os.makedirs(directory, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names: List[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certFile = os.path.join(directory, commonName + ".crt")
+    keyFile = os.path.join(directory, commonName + ".key")
+    with open(certFile, "wb") as f:
+        f.write(certificate.public_bytes(serialization.Encoding.PEM))
+    encryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    with open(keyFile, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+            )
+        )
+    return certFile, keyFile, certificate
 
 
 def restCredentials(secret: str, user: str, expires: int) -> Tuple[str, str]:

@@ -28,8 +28,8 @@ fingerprint
 allow-loopback-peers   # the echo peer is on 127.0.0.1
 
 # Recognised, not served yet: the server must start and say so.
-no-tls
-cert=/etc/ssl/turn_server_cert.pem
+no-udp-relay
+CA-file=/etc/ssl/turn_ca.pem
 relay-threads=4
 
 # Served: coturn's switch for UDP GSO.
@@ -53,7 +53,7 @@ def test_coturnConfigFile(turnServer, echoPeer, tmp_path) -> None:
     conf.write_text(COTURN_STYLE_CONF.format(user=USER, password=PASSWORD))
     server = turnServer("-c", str(conf))
     log = server.log()
-    for option in ("no-tls", "cert", "relay-threads"):
+    for option in ("no-udp-relay", "CA-file", "relay-threads"):
         assert f"Option {option} is recognised but not served yet" in log, log
     linesBefore = len(server.log().splitlines())
 

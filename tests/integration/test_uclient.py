@@ -18,6 +18,7 @@ from tests.integration.harness import (
     requireTool,
     restCredentials,
     runUclient,
+    writeCertificate,
 )
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,23 @@ CLIENTS = 2
 STATIC = ("--user", f"{USER}:{PASSWORD}")
 REST = ("--use-auth-secret", "--static-auth-secret", REST_SECRET)
 MODES = [pytest.param(False, id="channel"), pytest.param(True, id="send")]
-TRANSPORTS = ["udp", "tcp"]
+TRANSPORTS = ["udp", "tcp", "tls", "dtls"]
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """
+    The options that give a server a fresh self-signed certificate for 127.0.0.1.
+    """
+    certFile, keyFile, _ = writeCertificate(tmp_path / "tls", "turn-test")
+    return ("--cert", certFile, "--pkey", keyFile)
+
+
+def portFor(server, transport: str) -> int:
+    """
+    The server port uclient reaches over C{transport}.
+    """
+    return server.tlsPort if transport in ("tls", "dtls") else server.port
 
 
 @pytest.fixture(autouse=True)
@@ -62,14 +79,16 @@ def assertRefused(result) -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("sendIndications", MODES)
-def test_staticUserZeroLoss(turnServer, echoPeer, sendIndications, transport) -> None:
+def test_staticUserZeroLoss(
+    turnServer, echoPeer, certificate, sendIndications, transport
+) -> None:
     """
     A static long-term user relays to a loopback peer with no loss, over channels and over
     Send/Data indications, reaching the server over each client transport.
     """
-    server = turnServer(*STATIC, "--allow-loopback-peers")
+    server = turnServer(*STATIC, "--allow-loopback-peers", *certificate)
     result = runUclient(
-        server.port,
+        portFor(server, transport),
         echoPeer.port,
         ("-u", USER, "-w", PASSWORD),
         messages=MESSAGES,
@@ -82,14 +101,16 @@ def test_staticUserZeroLoss(turnServer, echoPeer, sendIndications, transport) ->
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("sendIndications", MODES)
-def test_restSecretZeroLoss(turnServer, echoPeer, sendIndications, transport) -> None:
+def test_restSecretZeroLoss(
+    turnServer, echoPeer, certificate, sendIndications, transport
+) -> None:
     """
     TURN REST API credentials that uclient derives from the shared secret (-W) relay with no
     loss, over channels and over Send/Data indications, over each client transport.
     """
-    server = turnServer(*REST, "--allow-loopback-peers")
+    server = turnServer(*REST, "--allow-loopback-peers", *certificate)
     result = runUclient(
-        server.port,
+        portFor(server, transport),
         echoPeer.port,
         ("-u", USER, "-W", REST_SECRET),
         messages=MESSAGES,
