@@ -301,3 +301,71 @@ class StreamListenerFactoryTests(SynchronousTestCase):
         self.assertIsInstance(connection, StreamConnection)
         self.assertEqual((connection.protocolName, connection._idleTimeout), ("tls", 5))
         self.assertIs(connection.factory, factory)
+
+
+class FakePeerConnection:
+    """
+    The peer side of a bound data connection, recording what the data connection does to it.
+    """
+
+    def __init__(self):
+        from twisted.internet.testing import StringTransport
+
+        self.transport = StringTransport()
+        self.boundTo = None
+        self.aborted = False
+
+    def bound(self, client):
+        self.boundTo = client
+
+    def abort(self):
+        self.aborted = True
+
+
+class SpliceTests(SynchronousTestCase):
+    def setUp(self):
+        self.fixture = ServerFixture()
+        self.client = StreamTestClient(self.fixture.server, self.fixture.clock, CLIENT)
+        self.stream = self.client.stream
+        self.peer = FakePeerConnection()
+
+    def test_rawBothWays(self):
+        """
+        After C{splice}, bytes from the client go to the peer unframed (even bytes that are not
+        STUN), and bytes buffered by the framer before the splice go first.
+        """
+        request = binding()
+        self.stream.dataReceived(request[:10])
+        self.stream.splice(self.peer)
+        self.assertIs(self.peer.boundTo, self.stream)
+        self.stream.dataReceived(b"\xffnot stun")
+        self.assertEqual(self.peer.transport.value(), request[:10] + b"\xffnot stun")
+        self.assertFalse(self.client.wire.disconnecting)
+
+    def test_bytesAfterBindInSameSegment(self):
+        """
+        Messages framed in the same segment after the one that spliced go to the peer as they
+        were, not to the server.
+        """
+        original = self.fixture.server.handleStun
+
+        def handleStun(data, transport, *args):
+            original(data, transport, *args)
+            transport.splice(self.peer)
+
+        self.fixture.server.handleStun = handleStun
+        first, second = binding(), binding()
+        self.stream.dataReceived(first + second)
+        self.assertEqual(len(self.client.received()), 1)
+        self.assertEqual(self.peer.transport.value(), second)
+
+    def test_idleRuleSparesBoundConnection(self):
+        """
+        A bound data connection has no allocation but is not closed by the idle rule; when it
+        closes, its peer connection is aborted.
+        """
+        self.stream.splice(self.peer)
+        self.fixture.clock.advance(IDLE_TIMEOUT * 3)
+        self.assertFalse(self.client.wire.disconnecting)
+        self.stream.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.peer.aborted)

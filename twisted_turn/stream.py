@@ -61,6 +61,8 @@ class StreamConnection(Protocol):
         self.client: Address = ("", 0)
         self.serverAddress: Address = ("", 0)
         self._clients: dict = {}
+        #: The peer connection this data connection is bound to (RFC 6062), or L{None}.
+        self.spliced: Any = None
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -90,6 +92,8 @@ class StreamConnection(Protocol):
 
     def _checkIdle(self) -> None:
         self._idleCall = None
+        if self.spliced is not None:
+            return  # a bound data connection lives as long as its peer connection
         if self._liveAllocation() is not None:
             self._idleCall = self._clock.callLater(self._idleTimeout, self._checkIdle)
             return
@@ -103,6 +107,9 @@ class StreamConnection(Protocol):
         if self._idleCall is not None and self._idleCall.active():
             self._idleCall.cancel()
         self._idleCall = None
+        if self.spliced is not None:
+            self.spliced.abort()
+            return
         allocation = self._clients.get(self.client)
         if allocation is not None and allocation.clientTransport is self:
             self._server.deallocate(allocation)
@@ -111,6 +118,9 @@ class StreamConnection(Protocol):
     # -- input -----------------------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self.spliced is not None:
+            self.spliced.transport.write(data)
+            return
         try:
             messages = self._framer.feed(data)
         except FramingError as e:
@@ -124,8 +134,14 @@ class StreamConnection(Protocol):
         # Relay writes made for a segment of many ChannelData messages leave together.
         udp.batch.begin()
         try:
-            for message in messages:
+            for index, message in enumerate(messages):
                 if self._closed:
+                    break
+                if self.spliced is not None:
+                    # Bytes the client sent after its ConnectionBind, before the answer: they
+                    # belong to the peer (a well-behaved client waits, RFC 6062 section 4.3).
+                    for raw in messages[index:]:
+                        self.spliced.transport.write(raw)
                     break
                 self._messageReceived(message)
         finally:
@@ -151,6 +167,19 @@ class StreamConnection(Protocol):
                         self._framer.acceptChannelData = True
         except Exception:
             reportInternalError(self._counters)
+
+    def splice(self, peerConnection: Any) -> None:
+        """
+        Make this a data connection bound to C{peerConnection} (RFC 6062 ConnectionBind): from
+        now on bytes are copied both ways unframed, and the connection lives as long as the
+        peer connection.
+        """
+        self.spliced = peerConnection
+        self.transport.unregisterProducer()
+        leftover = self._framer.take()
+        peerConnection.bound(self)
+        if leftover:
+            peerConnection.transport.write(leftover)
 
     # -- output ----------------------------------------------------------------------------------
 

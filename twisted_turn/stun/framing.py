@@ -51,6 +51,13 @@ class StreamFramer:
         """
         return len(self._buffer)
 
+    def take(self) -> bytes:
+        """
+        Remove and return the bytes buffered so far (the stream stops being framed).
+        """
+        buffer, self._buffer = self._buffer, b""
+        return buffer
+
     def feed(self, data: bytes) -> List[bytes]:
         """
         Add bytes from the stream and return every message they complete, in order.

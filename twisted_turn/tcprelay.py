@@ -1,0 +1,337 @@
+# -*- test-case-name: tests.test_tcprelay -*-
+"""
+TCP relays (RFC 6062): an allocation whose relayed transport address is a TCP listening socket,
+and the connections between peers and the client's data connections.
+
+The pieces:
+  - L{TcpRelayListener}: the relayed transport address of one allocation (a listening TCP
+    socket), the relay handle L{twisted_turn.relay.RelayPortAllocator} hands out.  A peer that
+    connects to it is accepted only if the allocation has a permission for the peer's IP; the
+    client then gets a ConnectionAttempt indication on its control connection.
+  - L{PeerConnection}: one TCP connection between the relay and a peer, made by a Connect
+    request (outgoing) or accepted by the listener (incoming).  It has a connection id and waits
+    at most L{BIND_TIMEOUT} seconds for the client's ConnectionBind, keeping at most
+    L{MAX_PENDING} bytes from the peer meanwhile (reading is paused past that).
+  - L{TcpRelays}: the registry of connection ids and the outgoing connects.
+
+Once a data connection is bound (L{twisted_turn.stream.StreamConnection.splice}), bytes are
+copied both ways with back-pressure: each side's transport is the other side's producer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable, Dict, List, Optional
+
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
+
+from twisted_turn._log import makeLogger
+
+_log = makeLogger(__name__)
+
+#: RFC 6062 section 5.2 and 5.3: seconds a connection waits for its ConnectionBind.
+BIND_TIMEOUT = 30.0
+
+#: Seconds an outgoing connection to a peer may take before the Connect gets 447.
+CONNECT_TIMEOUT = 30.0
+
+#: Bytes from a peer kept until the client binds a data connection; past it, reading pauses.
+MAX_PENDING = 65536
+
+#: Pending connections per relayed TCP address.
+RELAY_BACKLOG = 16
+
+
+class PeerConnection(Protocol):
+    """
+    The relay's TCP connection with one peer.
+
+    @ivar connectionId: the CONNECTION-ID the client binds with.
+    @ivar peer: the peer's C{(host, port)}.
+    @ivar client: the bound data connection (a L{twisted_turn.stream.StreamConnection}), or
+        L{None} until ConnectionBind.
+    """
+
+    def __init__(self, relays: "TcpRelays", allocation: Any, peer: Any) -> None:
+        self._relays = relays
+        self.allocation = allocation
+        self.peer = peer
+        self.connectionId: Optional[int] = None
+        self.client: Any = None
+        self.pending: List[bytes] = []
+        self.pendingBytes = 0
+        self.closed = False
+        self._bindTimer: Any = None
+        self.onConnected: Optional[Callable[["PeerConnection"], None]] = None
+
+    def connectionMade(self) -> None:
+        if self.onConnected is not None:
+            self.onConnected(self)
+
+    def waitForBind(self, clock: Any) -> None:
+        self._bindTimer = clock.callLater(BIND_TIMEOUT, self._bindTimedOut)
+
+    def _bindTimedOut(self) -> None:
+        self._bindTimer = None
+        self._relays.counters["tcpRelayBindTimeout"] += 1
+        self.abort()
+
+    def bound(self, client: Any) -> None:
+        """
+        The client's data connection C{client} is bound: hand it what came before and copy
+        bytes both ways from now on.
+        """
+        if self._bindTimer is not None and self._bindTimer.active():
+            self._bindTimer.cancel()
+        self._bindTimer = None
+        self.client = client
+        pending, self.pending, self.pendingBytes = self.pending, [], 0
+        for data in pending:
+            client.transport.write(data)
+        # Each transport pauses the other side when its buffer is full.
+        client.transport.registerProducer(self.transport, True)
+        self.transport.registerProducer(client.transport, True)
+        self.transport.resumeProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.client is not None:
+            self.client.transport.write(data)
+            return
+        self.pending.append(data)
+        self.pendingBytes += len(data)
+        if self.pendingBytes >= MAX_PENDING:
+            self.transport.pauseProducing()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abortConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+        if self._bindTimer is not None and self._bindTimer.active():
+            self._bindTimer.cancel()
+        self._bindTimer = None
+        self._relays.forget(self)
+        if self.client is not None:
+            self.client.transport.loseConnection()
+
+
+class _ConnectFactory(ClientFactory):
+    noisy = False
+
+    def __init__(self, connection: PeerConnection, onFailed: Callable[[], None]) -> None:
+        self._connection = connection
+        self._onFailed = onFailed
+
+    def buildProtocol(self, addr: Any) -> PeerConnection:
+        return self._connection
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        self._onFailed()
+
+
+class TcpRelayListener(Factory):
+    """
+    The relayed transport address of one TCP allocation: a listening socket, and the relay
+    handle of L{twisted_turn.relay.RelayPortAllocator} (C{transport}, C{attach}, C{close},
+    C{setDontFragment}).
+    """
+
+    noisy = False
+
+    def __init__(self, relays: "TcpRelays") -> None:
+        self._relays = relays
+        self.allocation: Any = None
+        self.transport: Any = None
+
+    def attach(self, allocation: Any) -> None:
+        self.allocation = allocation
+
+    def setDontFragment(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """
+        Stop listening and end every connection of the allocation (it is being deleted).
+        """
+        allocation, self.allocation = self.allocation, None
+        if self.transport is not None:
+            self.transport.stopListening()
+            self.transport = None
+        if allocation is not None:
+            self._relays.closeAllocation(allocation)
+
+    def buildProtocol(self, addr: Any) -> Optional[PeerConnection]:
+        allocation = self.allocation
+        now = self._relays.clock.seconds()
+        if (
+            allocation is None
+            or allocation.expiresAt < now
+            or not allocation.hasPermission(addr.host, now)
+        ):
+            # RFC 6062 section 5.3: no permission, no connection.
+            self._relays.counters["tcpRelayPeerRefused"] += 1
+            return None
+        connection = PeerConnection(self._relays, allocation, (addr.host, addr.port))
+        connection.onConnected = self._relays.incoming
+        return connection
+
+
+class TcpRelays:
+    """
+    The connections of every TCP allocation, by connection id.
+
+    @ivar notifyAttempt: C{notifyAttempt(allocation, peer, connectionId)}: tell the client of
+        an incoming connection (the server sends the ConnectionAttempt indication).
+    """
+
+    def __init__(self, reactor: Any, counters: Any) -> None:
+        self._reactor = reactor
+        self.clock = reactor
+        self.counters = counters
+        self._byId: Dict[int, PeerConnection] = {}
+        self._byAllocation: Dict[int, Dict[int, PeerConnection]] = {}
+        # Outgoing connections not connected yet, by allocation.
+        self._connecting: Dict[int, List[PeerConnection]] = {}
+        self.notifyAttempt: Callable[[Any, Any, int], None] = lambda *args: None
+
+    # -- relayed addresses --------------------------------------------------------------------
+
+    def open(self, host: str, port: int) -> TcpRelayListener:
+        """
+        Listen on C{host:port} for peers: the opener of a TCP
+        L{twisted_turn.relay.RelayPortAllocator}.
+
+        @raise OSError: the port cannot be bound (with its errno).
+        """
+        listener = TcpRelayListener(self)
+        try:
+            listener.transport = self._reactor.listenTCP(
+                port, listener, backlog=RELAY_BACKLOG, interface=host
+            )
+        except CannotListenError as e:
+            raise OSError(getattr(e.socketError, "errno", None), str(e)) from e
+        return listener
+
+    # -- connection ids -----------------------------------------------------------------------
+
+    def _register(self, connection: PeerConnection) -> int:
+        while True:
+            connectionId = secrets.randbits(32)
+            if connectionId not in self._byId:
+                break
+        connection.connectionId = connectionId
+        self._byId[connectionId] = connection
+        self._byAllocation.setdefault(id(connection.allocation), {})[connectionId] = connection
+        connection.waitForBind(self.clock)
+        return connectionId
+
+    def forget(self, connection: PeerConnection) -> None:
+        if connection.connectionId is None:
+            return
+        self._byId.pop(connection.connectionId, None)
+        mine = self._byAllocation.get(id(connection.allocation))
+        if mine is not None:
+            mine.pop(connection.connectionId, None)
+            if not mine:
+                del self._byAllocation[id(connection.allocation)]
+
+    def connectionTo(self, allocation: Any, peer: Any) -> Optional[PeerConnection]:
+        """
+        The allocation's connection with C{peer}, made or being made (for 446).
+        """
+        for connection in self._byAllocation.get(id(allocation), {}).values():
+            if connection.peer == peer:
+                return connection
+        for connection in self._connecting.get(id(allocation), ()):
+            if connection.peer == peer:
+                return connection
+        return None
+
+    def closeAllocation(self, allocation: Any) -> None:
+        for connection in list(self._byAllocation.get(id(allocation), {}).values()):
+            connection.abort()
+            if connection.client is not None:
+                connection.client.transport.abortConnection()
+        for connection in self._connecting.pop(id(allocation), ()):
+            connection.closed = True  # connected() will see it and abort
+
+    def count(self) -> int:
+        return len(self._byId)
+
+    # -- incoming and outgoing ----------------------------------------------------------------
+
+    def incoming(self, connection: PeerConnection) -> None:
+        """
+        A peer connected to a relayed address: give it an id and tell the client.
+        """
+        connectionId = self._register(connection)
+        self.counters["tcpRelayIncoming"] += 1
+        try:
+            self.notifyAttempt(connection.allocation, connection.peer, connectionId)
+        except Exception:
+            _log.failure("Sending a ConnectionAttempt indication failed")
+
+    def connect(
+        self,
+        allocation: Any,
+        peer: Any,
+        relayHost: str,
+        done: Callable[[Optional[int]], None],
+    ) -> None:
+        """
+        Connect from the relay address to C{peer}; call C{done(connectionId)} once connected,
+        or C{done(None)} when the connection fails or takes over L{CONNECT_TIMEOUT}.
+
+        The outgoing connection's source port is the kernel's choice, not the relayed port:
+        that one is taken by the listening socket, and Linux refuses to bind a second socket to
+        an address with a listener on it.
+        """
+        connection = PeerConnection(self, allocation, peer)
+        self._connecting.setdefault(id(allocation), []).append(connection)
+
+        def stopWaiting() -> bool:
+            """
+            Take C{connection} off the connecting list; C{False} if the allocation went away.
+            """
+            waiting = self._connecting.get(id(allocation), [])
+            if connection not in waiting:
+                return False
+            waiting.remove(connection)
+            if not waiting:
+                del self._connecting[id(allocation)]
+            return True
+
+        def connected(connection: PeerConnection) -> None:
+            if not stopWaiting():
+                connection.transport.abortConnection()
+                return
+            self.counters["tcpRelayConnected"] += 1
+            done(self._register(connection))
+
+        def failed() -> None:
+            stopWaiting()
+            self.counters["tcpRelayConnectFailed"] += 1
+            done(None)
+
+        connection.onConnected = connected
+        self._reactor.connectTCP(
+            peer[0], peer[1], _ConnectFactory(connection, failed),
+            timeout=CONNECT_TIMEOUT, bindAddress=(relayHost, 0),
+        )
+
+    def bind(self, connectionId: int, username: Optional[str]) -> Optional[PeerConnection]:
+        """
+        The connection C{connectionId} for a ConnectionBind by C{username}, taken out of the
+        waiting set; L{None} if it is unknown, already bound or another user's.
+        """
+        connection = self._byId.get(connectionId)
+        if (
+            connection is None
+            or connection.client is not None
+            or connection.closed
+            or connection.allocation.username != username
+        ):
+            return None
+        return connection
