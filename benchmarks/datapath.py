@@ -47,6 +47,7 @@ def setUp():
     client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
     relay = fixture.relayFactory.open[allocation.relayAddress]
     allocation.relay = NullTransport()
+    allocation.channels[0x4000].relay = allocation.relay
     allocation.clientTransport = NullTransport()
     return fixture, client, relay
 

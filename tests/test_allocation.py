@@ -9,10 +9,21 @@ from twisted_turn.allocation import (
     Allocation,
     AllocationTable,
     FiveTuple,
+    familyOf,
 )
 
 PEER = ("8.8.8.8", 5000)
 OTHER_PEER = ("8.8.4.4", 5000)
+PEER6 = ("2606:4700::1", 5000)
+
+
+class FakeHandle:
+    """
+    A relay handle with a transport of its own, told apart by name.
+    """
+
+    def __init__(self, name):
+        self.transport = name
 
 
 def makeAllocation(clientPort=40000, username="alice", expiresAt=100.0):
@@ -145,3 +156,130 @@ class AllocationTableTests(SynchronousTestCase):
         table.add(live)
         self.assertEqual(table.sweep(50.0), [old])
         self.assertEqual(list(table), [live])
+
+
+def makeDualStack(expiresAt=100.0):
+    """
+    A dual-stack allocation whose relay transports are the strings C{"v4"} and C{"v6"}; the
+    IPv6 half is added first, to show the order does not depend on it.
+    """
+    fiveTuple = FiveTuple("192.0.2.5", 40000, "198.51.100.1", 3478)
+    allocation = Allocation(
+        fiveTuple, "alice", ("2001:db8::10", 50002), ("2001:db8::10", 50002), expiresAt,
+        FakeHandle("v6"),
+    )
+    allocation.addRelayed(("203.0.113.10", 50001), ("198.51.100.9", 50001), FakeHandle("v4"))
+    return allocation
+
+
+class RelayedAddressTests(SynchronousTestCase):
+    def test_singleFamily(self):
+        """
+        A single-family allocation has one relayed address; its transport is C{relay}, used
+        for every peer, and C{relay6} is L{None}.
+        """
+        allocation = Allocation(
+            FiveTuple("192.0.2.5", 1, "198.51.100.1", 3478), None, ("203.0.113.10", 50000),
+            ("203.0.113.10", 50000), 10.0, FakeHandle("v4"),
+        )
+        self.assertEqual(allocation.families, (1,))
+        self.assertEqual(allocation.relay, "v4")
+        self.assertIsNone(allocation.relay6)
+        self.assertEqual(allocation.relayFor("8.8.8.8"), "v4")
+        self.assertTrue(allocation.hasFamily(1))
+        self.assertFalse(allocation.hasFamily(2))
+
+    def test_dualStackIPv4First(self):
+        """
+        A dual-stack allocation keeps its IPv4 relayed address first, whatever the order they
+        were added in: C{relayAddress}, C{externalAddress}, C{relay} and C{relayPort} describe
+        it, and C{relay6} is the IPv6 transport.
+        """
+        allocation = makeDualStack()
+        self.assertEqual(allocation.families, (1, 2))
+        self.assertEqual(allocation.relayAddress, ("203.0.113.10", 50001))
+        self.assertEqual(allocation.externalAddress, ("198.51.100.9", 50001))
+        self.assertEqual(allocation.relay, "v4")
+        self.assertEqual(allocation.relayPort.transport, "v4")
+        self.assertEqual(allocation.relay6, "v6")
+        self.assertEqual(
+            [relayed.address for relayed in allocation.relayed],
+            [("203.0.113.10", 50001), ("2001:db8::10", 50002)],
+        )
+
+    def test_relayForPicksByFamily(self):
+        """
+        Data to a peer leaves through the relayed address of the peer's family.
+        """
+        allocation = makeDualStack()
+        self.assertEqual(allocation.relayFor("8.8.8.8"), "v4")
+        self.assertEqual(allocation.relayFor("2606:4700::1"), "v6")
+        self.assertEqual(allocation.relayFor("::ffff:8.8.8.8"), "v6")
+        self.assertEqual((familyOf("8.8.8.8"), familyOf("::1")), (1, 2))
+
+    def test_sameFamilyTwiceRefused(self):
+        """
+        An allocation has at most one relayed address per family.
+        """
+        allocation = makeDualStack()
+        self.assertRaises(
+            ValueError, allocation.addRelayed, ("203.0.113.10", 1), ("203.0.113.10", 1), None
+        )
+
+    def test_channelsSendByPeerFamily(self):
+        """
+        A channel sends through the relay of its peer's family, chosen when it is bound.
+        """
+        allocation = makeDualStack()
+        self.assertEqual(allocation.bindChannel(0x4000, PEER, 50.0).relay, "v4")
+        self.assertEqual(allocation.bindChannel(0x4001, PEER6, 50.0).relay, "v6")
+
+    def test_dropFamily(self):
+        """
+        Dropping one family of a dual-stack allocation removes its relayed address and the
+        permissions of that family, and expires its channels at once (they then cool down like
+        any expired binding); the other family is untouched.
+        """
+        allocation = makeDualStack()
+        allocation.installPermission("8.8.8.8", 50.0)
+        allocation.installPermission("2606:4700::1", 50.0)
+        allocation.restrictedPeers.add("2001:db8::10")
+        allocation.installPermission("2001:db8::10", 50.0)
+        allocation.bindChannel(0x4000, PEER, 50.0)
+        six = allocation.bindChannel(0x4001, PEER6, 50.0)
+        dropped = allocation.dropFamily(2, 20.0)
+        self.assertEqual(dropped.address, ("2001:db8::10", 50002))
+        self.assertEqual(dropped.handle.transport, "v6")
+        self.assertEqual(allocation.families, (1,))
+        self.assertIsNone(allocation.relay6)
+        self.assertEqual(allocation.relayFor("2606:4700::1"), "v4")
+        self.assertEqual(list(allocation.permissions), ["8.8.8.8"])
+        self.assertEqual(allocation.restrictedPeers, set())
+        self.assertLess(six.expiresAt, 20.0)
+        self.assertGreater(six.expiresAt, 19.999)
+        self.assertEqual(allocation.channels[0x4000].expiresAt, 50.0)
+        self.assertTrue(allocation.channelConflict(0x4001, OTHER_PEER, 20.0 + 299))
+        self.assertFalse(allocation.channelConflict(0x4001, OTHER_PEER, 20.0 + 301))
+
+    def test_dropIPv4Family(self):
+        """
+        Dropping the IPv4 half leaves the IPv6 relayed address as the first: C{relay} and
+        C{relayAddress} follow it.
+        """
+        allocation = makeDualStack()
+        allocation.dropFamily(1, 20.0)
+        self.assertEqual(allocation.families, (2,))
+        self.assertEqual(allocation.relay, "v6")
+        self.assertIsNone(allocation.relay6)
+        self.assertEqual(allocation.relayAddress, ("2001:db8::10", 50002))
+
+    def test_dropOnlyOrMissingFamilyRefused(self):
+        """
+        The last relayed address is not dropped (the allocation is deleted instead), nor is a
+        family the allocation does not have.
+        """
+        allocation = makeDualStack()
+        self.assertRaises(ValueError, allocation.dropFamily, 3, 20.0)
+        allocation.dropFamily(2, 20.0)
+        self.assertRaises(ValueError, allocation.dropFamily, 1, 20.0)
+        self.assertEqual(allocation.families, (1,))

@@ -361,6 +361,61 @@ class PeerPolicyTests(SynchronousTestCase):
         self.assertFalse(policy.isAllowed("192.168.7.7", 50001))
         self.assertFalse(policy.isAllowed("192.168.7.8", 50000))
 
+    def test_dualStackRelayAddresses(self) -> None:
+        """
+        With a relay address of each family, each is reachable only on the ports of its own
+        relay sockets (an IPv6 address outside every denied range included), the IPv4 one in
+        its IPv6 spellings too; the neighbours of the IPv6 one are ordinary peers.
+        """
+        open_ = {("203.0.113.10", 50000), ("2001:db8::10", 50001)}
+        policy = PeerPolicy(
+            relayAddresses=["203.0.113.10", "2001:db8::10"],
+            relayPortOpen=lambda h, p: (h, p) in open_,
+        )
+        self.assertTrue(policy.isAllowed("2001:db8::10"))
+        self.assertTrue(policy.isAllowed("2001:db8::10", 50001))
+        self.assertTrue(policy.isAllowed("2001:db8:0:0::10", 50001))
+        self.assertFalse(policy.isAllowed("2001:db8::10", 50000))
+        self.assertFalse(policy.isAllowed("2001:db8::10", 22))
+        self.assertTrue(policy.isPortRestricted("2001:db8::10"))
+        self.assertTrue(policy.isAllowed("::ffff:203.0.113.10", 50000))
+        self.assertFalse(policy.isAllowed("::ffff:203.0.113.10", 50001))
+        self.assertFalse(policy.isAllowed("64:ff9b::cb00:710a", 22))
+        self.assertTrue(policy.isAllowed("2001:db8::11", 22))
+        self.assertFalse(policy.isPortRestricted("2001:db8::11"))
+
+    def test_ipv6LoopbackRelayAddress(self) -> None:
+        """
+        A loopback IPv6 relay address (--relay-ip ::1) is reachable only on relay ports,
+        unless loopback peers are allowed, when it is an ordinary peer on every port.
+        """
+        policy = PeerPolicy(
+            relayAddresses=["127.0.0.1", "::1"],
+            relayPortOpen=lambda h, p: (h, p) == ("::1", 50000),
+        )
+        self.assertTrue(policy.isAllowed("::1", 50000))
+        self.assertFalse(policy.isAllowed("::1", 3478))
+        self.assertFalse(policy.isAllowed("::2", 50000))
+        opened = PeerPolicy(allowLoopback=True, relayAddresses=["127.0.0.1", "::1"])
+        self.assertTrue(opened.isAllowed("::1", 3478))
+        self.assertFalse(opened.isPortRestricted("::1"))
+
+    def test_externalIPv6MapsToIPv6Relay(self) -> None:
+        """
+        An announced IPv6 address (--external-ip for the IPv6 relay) is checked against the
+        IPv6 relay address's sockets.
+        """
+        policy = PeerPolicy(
+            relayAddresses={
+                "203.0.113.10": "203.0.113.10", "2001:db8::10": "2001:db8::10",
+                "2606:4700::10": "2001:db8::10",
+            },
+            relayPortOpen=lambda h, p: (h, p) == ("2001:db8::10", 50001),
+        )
+        self.assertTrue(policy.isAllowed("2606:4700::10", 50001))
+        self.assertFalse(policy.isAllowed("2606:4700::10", 50000))
+        self.assertTrue(policy.isPortRestricted("2606:4700::10"))
+
     def test_unspecifiedRelayAddressIgnored(self) -> None:
         """
         A wildcard relay address does not make the unspecified address reachable (sending to it

@@ -8,13 +8,15 @@ import sys
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_turn.allocation import FiveTuple
-from twisted_turn.protocol import RelayProtocol
+from twisted_turn.protocol import RelayProtocol, relayChannelData
 from hypothesis import given, settings, strategies as st
 
 from twisted_turn.stun.attributes import (
+    AdditionalAddressFamily,
     ChannelNumber,
     Data,
     Lifetime,
+    RequestedAddressFamily,
     RequestedTransport,
     XorPeerAddress,
     XorRelayedAddress,
@@ -169,7 +171,7 @@ class DataPathTests(SynchronousTestCase):
         A write that fails (in either direction) is counted, not raised.
         """
         self.bind()
-        self.allocation.relay = FailingTransport()
+        self.allocation.channels[0x4000].relay = FailingTransport()
         self.client.send(encodeChannelData(0x4000, b"media"))
         self.allocation.clientTransport = FailingTransport()
         self.relay.datagramReceived(b"reply", PEER)
@@ -309,3 +311,171 @@ class DataPathTests(SynchronousTestCase):
         self.relay.close()
         self.assertTrue(self.relay.transport.stopped)
         self.assertIsNone(self.relay.allocation)
+
+
+PEER6 = ("2606:4700::1", 6000)
+
+
+class DualStackDataPathTests(SynchronousTestCase):
+    """
+    The data path of a dual-stack allocation: each peer is reached through, and heard on, the
+    relay socket of its family.
+    """
+
+    def setUp(self):
+        self.fixture = ServerFixture(relayHosts=("203.0.113.10", "2001:db8::10"))
+        self.server = self.fixture.server
+        self.client = self.fixture.client()
+        response = self.client.request(
+            Method.ALLOCATE, [RequestedTransport(17), AdditionalAddressFamily(2)]
+        )
+        four, six = response.getAll(XorRelayedAddress)
+        self.relay4 = self.fixture.relayFactory.open[(four.host, four.port)]
+        self.relay6 = self.fixture.relayFactory.open[(six.host, six.port)]
+        host, port = self.client.address
+        self.allocation = self.server.table.get(FiveTuple(host, port, "198.51.100.1", 3478))
+
+    def bind(self, number, peer):
+        response = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(number), XorPeerAddress(*peer)]
+        )
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+
+    def test_channelDataByPeerFamily(self):
+        """
+        ChannelData on a channel to an IPv6 peer leaves through the IPv6 relay socket, on a
+        channel to an IPv4 peer through the IPv4 one.
+        """
+        self.bind(0x4000, PEER)
+        self.bind(0x4001, PEER6)
+        self.client.send(encodeChannelData(0x4001, b"six"))
+        self.client.send(encodeChannelData(0x4000, b"four"))
+        self.assertEqual(self.relay4.transport.written, [(b"four", PEER)])
+        self.assertEqual(self.relay6.transport.written, [(b"six", PEER6)])
+
+    def test_streamChannelDataByPeerFamily(self):
+        """
+        L{relayChannelData} (the stream and DTLS listeners' path) picks the relay the same way.
+        """
+        self.bind(0x4000, PEER)
+        self.bind(0x4001, PEER6)
+        now = self.fixture.clock.seconds()
+        for number in (0x4000, 0x4001):
+            relayChannelData(
+                self.server, self.server.counters, self.allocation,
+                encodeChannelData(number, b"x"), now,
+            )
+        self.assertEqual(self.relay4.transport.written, [(b"x", PEER)])
+        self.assertEqual(self.relay6.transport.written, [(b"x", PEER6)])
+
+    def test_sendIndicationsByPeerFamily(self):
+        """
+        Send indications go out through the relay of the peer's family, whether the
+        listener's fast path (IPv4 peers) or the server (IPv6 peers) relays them.
+        """
+        self.client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress(*PEER), XorPeerAddress(*PEER6)]
+        )
+        for peer in (PEER, PEER6):
+            self.client.send(
+                encodeMessage(
+                    Method.SEND, MessageClass.INDICATION, b"s" * 12,
+                    [XorPeerAddress(*peer), Data(b"media")],
+                )
+            )
+        self.assertEqual(self.relay4.transport.written, [(b"media", PEER)])
+        self.assertEqual(self.relay6.transport.written, [(b"media", PEER6)])
+
+    def test_peerDataFromBothSockets(self):
+        """
+        Datagrams from peers on either relay socket reach the client: as ChannelData where a
+        channel is bound, else as a Data indication naming the peer in its own family.
+        """
+        self.bind(0x4001, PEER6)
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        other6 = ("2606:4700::2", 7)
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*other6)])
+        self.relay6.datagramReceived(b"channel", PEER6)
+        self.relay4.datagramReceived(b"indication4", PEER)
+        self.relay6.datagramReceived(b"indication6", other6)
+        channel, indication4, indication6 = self.client.received()
+        self.assertEqual(decodeChannelData(channel), (0x4001, b"channel"))
+        for data, (host, port), payload in (
+            (indication4, PEER, b"indication4"), (indication6, other6, b"indication6"),
+        ):
+            message = decodeMessage(data)
+            peer = message.get(XorPeerAddress)
+            self.assertEqual((peer.host, peer.port), (host, port))
+            self.assertEqual(message.get(Data).value, payload)
+
+    def test_peerWithoutPermissionOnEitherSocketDropped(self):
+        """
+        Either relay socket drops datagrams from peers without a permission.
+        """
+        self.relay4.datagramReceived(b"x", PEER)
+        self.relay6.datagramReceived(b"x", PEER6)
+        self.assertEqual(self.client.received(), [])
+        self.assertEqual(self.server.counters["dropPeerNoPermission"], 2)
+
+    def test_deletedFamilyStopsAtOnce(self):
+        """
+        After a Refresh deletes the IPv6 half, ChannelData on its channel is dropped and its
+        relay socket is closed and detached; the IPv4 channel relays on.
+        """
+        self.bind(0x4000, PEER)
+        self.bind(0x4001, PEER6)
+        self.client.request(Method.REFRESH, [Lifetime(0), RequestedAddressFamily(2)])
+        self.client.send(encodeChannelData(0x4001, b"six"))
+        self.client.send(encodeChannelData(0x4000, b"four"))
+        self.assertEqual(self.relay6.transport.written, [])
+        self.assertEqual(self.relay4.transport.written, [(b"four", PEER)])
+        self.assertEqual(self.server.counters["dropChannelUnbound"], 1)
+        self.assertTrue(self.relay6.transport.stopped)
+        self.assertIsNone(self.relay6.allocation)
+
+    def test_singleFamilyChannelsUseTheRelay(self):
+        """
+        On a single-family allocation every channel sends through C{allocation.relay}: the
+        per-datagram work is the same as before dual-stack allocations.
+        """
+        fixture = ServerFixture()
+        client = fixture.client()
+        client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        client.request(Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(*PEER)])
+        [allocation] = fixture.server.table
+        self.assertIs(allocation.channels[0x4000].relay, allocation.relay)
+        self.assertIsNone(allocation.relay6)
+
+    @settings(max_examples=100, deadline=None)
+    @given(sendAttributes, st.booleans(), st.booleans())
+    def test_fastSendPathAgreesWithServer(self, attributes, permitted, fingerprint):
+        """
+        On a dual-stack allocation, too, a Send indication has the same effect on both relay
+        sockets whether the listener's fast path takes it or the server decodes it in full.
+        """
+        for peer in (PEER, PEER6):
+            outcomes = []
+            for fast in (True, False):
+                fixture = ServerFixture(relayHosts=("203.0.113.10", "2001:db8::10"))
+                client = fixture.client()
+                client.request(
+                    Method.ALLOCATE, [RequestedTransport(17), AdditionalAddressFamily(2)]
+                )
+                if permitted:
+                    client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*peer)])
+                if not fast:
+                    fixture.listener._relaySend = lambda data, addr: False
+                client.send(
+                    encodeMessage(
+                        Method.SEND, MessageClass.INDICATION, b"f" * 12,
+                        [XorPeerAddress(*peer), *attributes], fingerprint=fingerprint,
+                    )
+                )
+                outcomes.append((
+                    sorted(
+                        (host, relay.transport.written)
+                        for (host, _), relay in fixture.relayFactory.open.items()
+                    ),
+                    dict(fixture.server.counters),
+                ))
+            self.assertEqual(outcomes[0], outcomes[1])

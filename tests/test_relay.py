@@ -58,6 +58,42 @@ class RelayPortAllocatorTests(SynchronousTestCase):
         self.assertIsNone(only4.hostFor(2))
         self.assertEqual(addressFamily("::1"), 2)
 
+    def test_firstHostOfEachFamily(self):
+        """
+        Given several relay hosts, the first of each family is used; C{relayHosts} lists them.
+        """
+        allocator = RelayPortAllocator(
+            self.opener, ("2001:db8::10", "203.0.113.10", "203.0.113.11", "2001:db8::11"), 1, 2
+        )
+        self.assertEqual(allocator.hostFor(1), "203.0.113.10")
+        self.assertEqual(allocator.hostFor(2), "2001:db8::10")
+        self.assertEqual(set(allocator.relayHosts), {"203.0.113.10", "2001:db8::10"})
+
+    def test_familiesHaveTheirOwnPorts(self):
+        """
+        Each family's relay host has the whole port range: exhausting the IPv4 one leaves the
+        IPv6 one untouched, and L{RelayPortAllocator.holds} answers per host.
+        """
+        ports4 = [self.allocator.open(1, 0.0) for _ in range(10)]
+        self.assertRaises(NoRelayPort, self.allocator.open, 1, 0.0)
+        handle, host, port, _ = self.allocator.open(2, 0.0)
+        self.assertEqual(host, "2001:db8::10")
+        self.assertEqual(handle.address, (host, port))
+        self.assertTrue(self.allocator.holds("2001:db8::10", port))
+        self.assertTrue(self.allocator.holds("203.0.113.10", port))
+        self.allocator.release(*ports4[0][1:3], ports4[0][0])
+        self.assertFalse(self.allocator.holds("203.0.113.10", ports4[0][2]))
+        self.assertTrue(self.allocator.holds("2001:db8::10", port))
+        self.assertEqual(len(self.allocator.inUse["2001:db8::10"]), 1)
+
+    def test_missingFamilyRaises(self):
+        """
+        Opening a port of a family the server has no relay host for raises L{KeyError} (the
+        server checks L{RelayPortAllocator.hostFor} first and answers 440).
+        """
+        only4 = RelayPortAllocator(self.opener, ("203.0.113.10",), 1, 2)
+        self.assertRaises(KeyError, only4.open, 2, 0.0)
+
     def test_portsInRangeAndDistinct(self):
         """
         Every port of the range is handed out exactly once, then L{NoRelayPort} is raised.

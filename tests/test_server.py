@@ -18,7 +18,9 @@ from twisted_turn.auth import PasswordAlgorithm, longTermKey
 from twisted_turn.policy import PeerPolicy
 from twisted_turn.stun.attributes import (
     AdditionalAddressFamily,
+    AdditionalAddressFamilyDraft,
     AddressErrorCode,
+    AddressErrorCodeDraft,
     ChannelNumber,
     Data,
     DontFragment,
@@ -945,3 +947,499 @@ class SendIndicationTests(ServerTestMixin, SynchronousTestCase):
         self.sendIndication(PEER, b"hello")
         self.assertEqual(self.client.received(), [])
         self.assertEqual(self.server.counters["dropSendNoAllocation"], 1)
+
+
+DUAL = {"relayHosts": ("203.0.113.10", "2001:db8::10")}
+ADDITIONAL = AdditionalAddressFamily(2)
+PEER6 = ("2606:4700::1", 6000)
+
+
+class DualStackAllocateTests(ServerTestMixin, SynchronousTestCase):
+    """
+    RFC 8656 section 7.2: ADDITIONAL-ADDRESS-FAMILY asks for an IPv4 and an IPv6 relayed
+    address in one allocation.
+    """
+
+    fixtureOptions = DUAL
+
+    def assertNoPortsHeld(self, fixture=None):
+        fixture = fixture or self.fixture
+        self.assertEqual(fixture.relayFactory.open, {})
+        self.assertEqual(
+            fixture.relays.inUse, {"203.0.113.10": set(), "2001:db8::10": set()}
+        )
+
+    def test_dualStackAllocation(self):
+        """
+        With an IPv4 and an IPv6 relay address, ADDITIONAL-ADDRESS-FAMILY gets two relayed
+        addresses, two XOR-RELAYED-ADDRESS attributes (IPv4 first), two relay sockets, and no
+        ADDRESS-ERROR-CODE; the allocation counts once.
+        """
+        response = self.allocate(attributes=[UDP, ADDITIONAL])
+        first, second = response.getAll(XorRelayedAddress)
+        self.assertEqual(first.host, "203.0.113.10")
+        self.assertEqual(second.host, "2001:db8::10")
+        self.assertTrue(50000 <= first.port <= 50099 and 50000 <= second.port <= 50099)
+        self.assertIsNone(response.get(AddressErrorCode))
+        self.assertEqual(response.get(Lifetime).seconds, 600)
+        self.assertEqual(
+            set(self.fixture.relayFactory.open),
+            {("203.0.113.10", first.port), ("2001:db8::10", second.port)},
+        )
+        allocation = self.relayOf()
+        self.assertEqual(allocation.families, (1, 2))
+        self.assertEqual(len(self.server.table), 1)
+        self.assertEqual(self.server.table.countForUser("alice"), 1)
+        self.assertEqual(self.server.counters["dualStackAllocations"], 1)
+        for relay in self.fixture.relayFactory.open.values():
+            self.assertIs(relay.allocation, allocation)
+
+    def test_externalAddressesPerFamily(self):
+        """
+        Each relayed address is announced through the --external-ip mapping of its own
+        relay address.
+        """
+        fixture = ServerFixture(
+            externalAddresses={"203.0.113.10": "8.8.8.8", "2001:db8::10": "2606:4700::10"},
+            **DUAL,
+        )
+        response = fixture.client().request(Method.ALLOCATE, [UDP, ADDITIONAL])
+        self.assertEqual(
+            [relayed.host for relayed in response.getAll(XorRelayedAddress)],
+            ["8.8.8.8", "2606:4700::10"],
+        )
+
+    def test_draftCodePoint(self):
+        """
+        ADDITIONAL-ADDRESS-FAMILY under coturn's pre-RFC code point (0x8032) asks for a
+        dual-stack allocation too; a refused IPv6 half is reported under coturn's matching
+        ADDRESS-ERROR-CODE (0x8033), which such a client understands.
+        """
+        response = self.allocate(attributes=[UDP, AdditionalAddressFamilyDraft(2)])
+        self.assertEqual(
+            [relayed.host for relayed in response.getAll(XorRelayedAddress)],
+            ["203.0.113.10", "2001:db8::10"],
+        )
+        fixture = ServerFixture()
+        client = fixture.client()
+        response = client.request(Method.ALLOCATE, [UDP, AdditionalAddressFamilyDraft(2)])
+        error = response.get(AddressErrorCodeDraft)
+        self.assertEqual((error.family, error.code), (2, 440))
+        self.assertIsNone(response.get(AddressErrorCode))
+        other = fixture.client(address=("192.0.2.8", 1))
+        for attributes in (
+            [AdditionalAddressFamilyDraft(1)],
+            [AdditionalAddressFamilyDraft(2), RequestedAddressFamily(1)],
+            [AdditionalAddressFamilyDraft(2), ReservationToken(b"t" * 8)],
+        ):
+            self.assertEqual(
+                errorCode(other.request(Method.ALLOCATE, [UDP, *attributes])), 400, attributes
+            )
+
+    def test_noIPv6RelayAddress(self):
+        """
+        Without an IPv6 relay address the allocation is IPv4 only and the success response
+        carries ADDRESS-ERROR-CODE 440 for IPv6; one relay port is open.
+        """
+        fixture = ServerFixture()
+        client = fixture.client()
+        response = client.request(Method.ALLOCATE, [UDP, ADDITIONAL])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        [relayed] = response.getAll(XorRelayedAddress)
+        self.assertEqual(relayed.host, "203.0.113.10")
+        error = response.get(AddressErrorCode)
+        self.assertEqual((error.family, error.code), (2, 440))
+        self.assertEqual(len(fixture.relayFactory.open), 1)
+        [allocation] = fixture.server.table
+        self.assertEqual(allocation.families, (1,))
+
+    def test_noIPv6Port(self):
+        """
+        When no IPv6 relay port can be opened the allocation is IPv4 only and the success
+        response carries ADDRESS-ERROR-CODE 508 for IPv6.
+        """
+        fixture = ServerFixture(minPort=50000, maxPort=50001, **DUAL)
+        fixture.relayFactory.busy = {("2001:db8::10", 50000), ("2001:db8::10", 50001)}
+        response = fixture.client().request(Method.ALLOCATE, [UDP, ADDITIONAL])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        [relayed] = response.getAll(XorRelayedAddress)
+        self.assertEqual(relayed.host, "203.0.113.10")
+        error = response.get(AddressErrorCode)
+        self.assertEqual((error.family, error.code), (2, 508))
+        [allocation] = fixture.server.table
+        self.assertEqual(allocation.families, (1,))
+        self.assertEqual(fixture.relays.inUse["2001:db8::10"], set())
+
+    def test_noIPv4PortFailsTheAllocate(self):
+        """
+        The IPv4 half is not optional: without an IPv4 port the Allocate gets 508 and no IPv6
+        port is left open.
+        """
+        fixture = ServerFixture(minPort=50000, maxPort=50001, **DUAL)
+        fixture.relayFactory.busy = {("203.0.113.10", 50000), ("203.0.113.10", 50001)}
+        response = fixture.client().request(Method.ALLOCATE, [UDP, ADDITIONAL])
+        self.assertEqual(errorCode(response), 508)
+        self.assertNoPortsHeld(fixture)
+        self.assertEqual(len(fixture.server.table), 0)
+
+    def test_ipv6OnlyServer(self):
+        """
+        A server with only an IPv6 relay address answers 440 to an Allocate without a family
+        and to a dual-stack one (the IPv4 half is the one asked for first), and gives an IPv6
+        relayed address to REQUESTED-ADDRESS-FAMILY IPv6.
+        """
+        fixture = ServerFixture(relayHosts=("2001:db8::10",))
+        client = fixture.client()
+        self.assertEqual(errorCode(client.request(Method.ALLOCATE, [UDP])), 440)
+        self.assertEqual(errorCode(client.request(Method.ALLOCATE, [UDP, ADDITIONAL])), 440)
+        response = client.request(Method.ALLOCATE, [UDP, RequestedAddressFamily(2)])
+        self.assertEqual(response.get(XorRelayedAddress).host, "2001:db8::10")
+        self.assertIsNone(response.get(AddressErrorCode))
+
+    def test_requestedIPv6(self):
+        """
+        REQUESTED-ADDRESS-FAMILY IPv6 gets a single IPv6 relayed address; IPv4 an IPv4 one.
+        """
+        response = self.allocate(attributes=[UDP, RequestedAddressFamily(2)])
+        [relayed] = response.getAll(XorRelayedAddress)
+        self.assertEqual(relayed.host, "2001:db8::10")
+        self.assertEqual(self.relayOf().families, (2,))
+        other = self.fixture.client(address=("192.0.2.6", 1))
+        response = other.request(Method.ALLOCATE, [UDP, RequestedAddressFamily(1)])
+        self.assertEqual([r.host for r in response.getAll(XorRelayedAddress)], ["203.0.113.10"])
+
+    def test_evenPort(self):
+        """
+        EVEN-PORT without R makes both relayed ports even; with R (a reservation names one
+        socket, and claiming it can carry no family) a dual-stack request gets 400 and opens
+        nothing.
+        """
+        for n in range(5):
+            client = self.fixture.client(address=("192.0.2.6", n))
+            response = client.request(Method.ALLOCATE, [UDP, ADDITIONAL, EvenPort(False)])
+            ports = [relayed.port % 2 for relayed in response.getAll(XorRelayedAddress)]
+            self.assertEqual(ports, [0, 0])
+        fixture = ServerFixture(**DUAL)
+        response = fixture.client().request(Method.ALLOCATE, [UDP, ADDITIONAL, EvenPort(True)])
+        self.assertEqual(errorCode(response), 400)
+        self.assertNoPortsHeld(fixture)
+
+    def test_quotaCountsOnce(self):
+        """
+        A dual-stack allocation counts once against --user-quota and --total-quota.
+        """
+        fixture = ServerFixture(userQuota=2, totalQuota=2, **DUAL)
+        clients = [fixture.client(address=("192.0.2.9", n)) for n in range(3)]
+        for client in clients[:2]:
+            response = client.request(Method.ALLOCATE, [UDP, ADDITIONAL])
+            self.assertEqual(len(response.getAll(XorRelayedAddress)), 2)
+        self.assertEqual(errorCode(clients[2].request(Method.ALLOCATE, [UDP, ADDITIONAL])), 486)
+        self.assertEqual(len(fixture.relayFactory.open), 4)
+
+    def test_retransmission(self):
+        """
+        A retransmitted dual-stack Allocate gets the same bytes and opens nothing more.
+        """
+        tid = newTransactionId()
+        first = self.client.request(Method.ALLOCATE, [UDP, ADDITIONAL], transactionId=tid)
+        again = self.client.request(Method.ALLOCATE, [UDP, ADDITIONAL], transactionId=tid)
+        self.assertEqual(again.raw, first.raw)
+        self.assertEqual(len(self.fixture.relayFactory.open), 2)
+
+    def test_dontFragmentBothSockets(self):
+        """
+        DONT-FRAGMENT applies to both relay sockets (IP_PMTUDISC_DO and IPV6_DONTFRAG).
+        """
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("DONT-FRAGMENT is served on Linux only")
+        fixture = ServerFixture(realSockets=True, **DUAL)
+        response = fixture.client().request(Method.ALLOCATE, [UDP, ADDITIONAL, DontFragment()])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        sockets = {
+            host: relay.transport.socket for (host, _), relay in fixture.relayFactory.open.items()
+        }
+        self.assertEqual(sockets["203.0.113.10"].getsockopt(socket.IPPROTO_IP, 10), 2)
+        self.assertEqual(sockets["2001:db8::10"].getsockopt(socket.IPPROTO_IPV6, 62), 1)
+
+    def test_dontFragmentUnsupportedFreesBoth(self):
+        """
+        Where the relay sockets cannot refuse to fragment, a dual-stack Allocate with
+        DONT-FRAGMENT gets 420 and both ports opened for it are freed.
+        """
+        response = self.client.request(Method.ALLOCATE, [UDP, ADDITIONAL, DontFragment()])
+        self.assertEqual(errorCode(response), 420)
+        self.assertNoPortsHeld()
+
+    def test_refreshRefreshesBoth(self):
+        """
+        A Refresh without a family, or naming either family, sets the one lifetime of the
+        allocation: both relayed addresses live on.
+        """
+        self.allocate(attributes=[UDP, ADDITIONAL])
+        for attributes in ([], [RequestedAddressFamily(2)], [RequestedAddressFamily(1)]):
+            self.clock.advance(500)
+            response = self.client.request(Method.REFRESH, [Lifetime(700), *attributes])
+            self.assertEqual(response.get(Lifetime).seconds, 700)
+        self.clock.advance(650)
+        self.server.sweep()
+        self.assertEqual(self.relayOf().families, (1, 2))
+        self.assertEqual(len(self.fixture.relayFactory.open), 2)
+
+    def test_refreshZeroLifetimeDeletesBoth(self):
+        """
+        Refresh with LIFETIME 0 and no family deletes the allocation and frees both ports.
+        """
+        self.allocate(attributes=[UDP, ADDITIONAL])
+        response = self.client.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(response.get(Lifetime).seconds, 0)
+        self.assertEqual(len(self.server.table), 0)
+        self.assertNoPortsHeld()
+
+    def test_refreshDeletesOneFamily(self):
+        """
+        Refresh with LIFETIME 0 and REQUESTED-ADDRESS-FAMILY deletes that family's relayed
+        address alone (answering LIFETIME 0): its port is freed, its permissions go, its
+        channels stop at once, and its peers get 443 from then on; the other family relays
+        on.  Deleting the remaining family deletes the allocation.
+        """
+        response = self.allocate(attributes=[UDP, ADDITIONAL])
+        port6 = response.getAll(XorRelayedAddress)[1].port
+        self.client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress(*PEER), XorPeerAddress(*PEER6)]
+        )
+        self.client.request(Method.CHANNEL_BIND, [ChannelNumber(0x4001), XorPeerAddress(*PEER6)])
+        relay6 = self.fixture.relayFactory.open[("2001:db8::10", port6)]
+        refreshed = self.client.request(
+            Method.REFRESH, [Lifetime(0), RequestedAddressFamily(2)]
+        )
+        self.assertEqual(refreshed.get(Lifetime).seconds, 0)
+        allocation = self.relayOf()
+        self.assertEqual(allocation.families, (1,))
+        self.assertNotIn(("2001:db8::10", port6), self.fixture.relayFactory.open)
+        self.assertEqual(self.fixture.relays.inUse["2001:db8::10"], set())
+        self.assertTrue(relay6.transport.stopped)
+        self.assertIsNone(relay6.allocation)
+        self.assertEqual(list(allocation.permissions), ["8.8.8.8"])
+        self.assertLess(allocation.channels[0x4001].expiresAt, self.clock.seconds())
+        self.assertEqual(
+            errorCode(
+                self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER6)])
+            ),
+            443,
+        )
+        self.assertEqual(
+            errorCode(self.client.request(Method.REFRESH, [RequestedAddressFamily(2)])), 443
+        )
+        self.assertEqual(self.server.counters["relayedAddressDeleted"], 1)
+        self.client.request(Method.REFRESH, [Lifetime(0), RequestedAddressFamily(1)])
+        self.assertEqual(len(self.server.table), 0)
+        self.assertNoPortsHeld()
+
+    def test_refreshDeletesIPv4Family(self):
+        """
+        Deleting the IPv4 half leaves an IPv6-only allocation whose relay is the IPv6 socket.
+        """
+        response = self.allocate(attributes=[UDP, ADDITIONAL])
+        relayed6 = response.getAll(XorRelayedAddress)[1]
+        self.client.request(Method.REFRESH, [Lifetime(0), RequestedAddressFamily(1)])
+        allocation = self.relayOf()
+        self.assertEqual(allocation.families, (2,))
+        self.assertEqual(allocation.relayAddress, (relayed6.host, relayed6.port))
+        self.assertEqual(self.fixture.relays.inUse["203.0.113.10"], set())
+        self.assertEqual(
+            errorCode(self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])),
+            443,
+        )
+
+    def test_refreshFamilyMismatch(self):
+        """
+        A Refresh naming a family the allocation does not have (or no family at all) gets
+        443, on an IPv6-only allocation as on an IPv4-only one; nothing changes.
+        """
+        self.allocate(attributes=[UDP, RequestedAddressFamily(2)])
+        for family in (1, 3):
+            response = self.client.request(
+                Method.REFRESH, [Lifetime(0), RequestedAddressFamily(family)]
+            )
+            self.assertEqual(errorCode(response), 443)
+        self.assertEqual(len(self.server.table), 1)
+
+    def test_expiryFreesBothPorts(self):
+        """
+        An expired dual-stack allocation refuses requests at once and the sweep frees both
+        of its ports.
+        """
+        self.allocate(attributes=[UDP, ADDITIONAL])
+        self.clock.advance(601)
+        self.assertEqual(errorCode(self.client.request(Method.REFRESH)), 437)
+        self.assertEqual(self.server.sweep(), 1)
+        self.assertNoPortsHeld()
+
+    def test_deallocateFreesBothPorts(self):
+        """
+        L{TurnServer.deallocate} (a stream client's connection closing) and
+        L{TurnServer.closeAll} free both ports of a dual-stack allocation.
+        """
+        self.allocate(attributes=[UDP, ADDITIONAL])
+        self.server.deallocate(self.relayOf())
+        self.assertNoPortsHeld()
+        other = self.fixture.client(address=("192.0.2.6", 1))
+        self.allocate(other, [UDP, ADDITIONAL])
+        self.server.closeAll()
+        self.assertNoPortsHeld()
+        self.assertEqual(len(self.server.table), 0)
+
+
+class DualStackPeerTests(ServerTestMixin, SynchronousTestCase):
+    """
+    Permissions, channels and Send indications on a dual-stack allocation, per peer family,
+    under the peer policy.
+    """
+
+    fixtureOptions = DUAL
+
+    def setUp(self):
+        ServerTestMixin.setUp(self)
+        self.allocate(attributes=[UDP, ADDITIONAL])
+        self.allocation = self.relayOf()
+
+    def sendIndication(self, peer, payload, client=None):
+        (client or self.client).send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, newTransactionId(),
+                [XorPeerAddress(*peer), Data(payload)],
+            )
+        )
+
+    def permit(self, *peers, client=None):
+        return (client or self.client).request(
+            Method.CREATE_PERMISSION, [XorPeerAddress(*peer) for peer in peers]
+        )
+
+    def test_permissionsOfBothFamilies(self):
+        """
+        One CreatePermission may name peers of both families.
+        """
+        self.assertEqual(self.permit(PEER, PEER6).messageClass, MessageClass.SUCCESS)
+        self.assertEqual(set(self.allocation.permissions), {"8.8.8.8", "2606:4700::1"})
+
+    def test_sendByPeerFamily(self):
+        """
+        A Send indication to an IPv6 peer leaves through the IPv6 relay socket, one to an
+        IPv4 peer through the IPv4 one.
+        """
+        self.permit(PEER, PEER6)
+        self.sendIndication(PEER, b"four")
+        self.sendIndication(PEER6, b"six")
+        self.assertEqual(self.allocation.relay.written, [(b"four", PEER)])
+        self.assertEqual(self.allocation.relay6.written, [(b"six", PEER6)])
+
+    def test_channelsByPeerFamily(self):
+        """
+        A channel to an IPv6 peer sends through the IPv6 relay socket, one to an IPv4 peer
+        through the IPv4 one.
+        """
+        for number, peer in ((0x4000, PEER), (0x4001, PEER6)):
+            response = self.client.request(
+                Method.CHANNEL_BIND, [ChannelNumber(number), XorPeerAddress(*peer)]
+            )
+            self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.assertIs(self.allocation.channels[0x4000].relay, self.allocation.relay)
+        self.assertIs(self.allocation.channels[0x4001].relay, self.allocation.relay6)
+
+    def test_singleFamilyAllocationsRefuseTheOtherFamily(self):
+        """
+        CreatePermission and ChannelBind for a peer of a family the allocation has no relayed
+        address of get 443: IPv6 peers on an IPv4 allocation, IPv4 peers (IPv4-mapped too:
+        the family on the wire counts) on an IPv6 one.
+        """
+        for family, peer in ((1, PEER6), (2, PEER)):
+            client = self.fixture.client(address=("192.0.2.7", family))
+            self.allocate(client, [UDP, RequestedAddressFamily(family)])
+            self.assertEqual(errorCode(self.permit(peer, client=client)), 443)
+            bind = client.request(
+                Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(*peer)]
+            )
+            self.assertEqual(errorCode(bind), 443)
+        client = self.fixture.client(address=("192.0.2.7", 1))
+        self.assertEqual(errorCode(self.permit(("::ffff:8.8.8.8", 1), client=client)), 443)
+
+    def test_policyAppliesToIPv6Peers(self):
+        """
+        IPv6 peers go through the same policy: loopback, unique-local, link-local, multicast
+        and IPv6 spellings of denied IPv4 addresses get 403; a global address is allowed.
+        """
+        for host in ["::1", "fd00::1", "fc00::5", "fe80::1", "ff02::1", "::ffff:10.0.0.1",
+                     "::ffff:127.0.0.1", "64:ff9b::a00:1", "2002:7f00:1::1"]:
+            self.assertEqual(errorCode(self.permit((host, 5))), 403, host)
+            bind = self.client.request(
+                Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(host, 5)]
+            )
+            self.assertEqual(errorCode(bind), 403, host)
+        self.assertEqual(self.allocation.permissions, {})
+        self.assertEqual(self.permit(("2a00:1450::1", 5)).messageClass, MessageClass.SUCCESS)
+        self.sendIndication(("fd00::1", 5), b"private")
+        self.assertEqual(self.allocation.relay6.written, [])
+        self.assertEqual(self.server.counters["dropPeerDenied"], 1)
+
+    def test_allowLoopbackPeers(self):
+        """
+        With --allow-loopback-peers, ::1 is a peer like any other on a dual-stack allocation.
+        """
+        fixture = ServerFixture(policy=PeerPolicy(allowLoopback=True), **DUAL)
+        client = fixture.client()
+        client.request(Method.ALLOCATE, [UDP, ADDITIONAL])
+        response = client.request(Method.CREATE_PERMISSION, [XorPeerAddress("::1", 5)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        client.send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, newTransactionId(),
+                [XorPeerAddress("::1", 5), Data(b"loop")],
+            )
+        )
+        [allocation] = fixture.server.table
+        self.assertEqual(allocation.relay6.written, [(b"loop", ("::1", 5))])
+
+    def test_ownIPv6RelayAddressOnlyOnHeldPorts(self):
+        """
+        The server's own IPv6 relay address is a permitted peer, but only the ports of its open
+        relay sockets are reachable: a Send indication elsewhere is dropped, a channel there
+        gets 403, and the IPv6 relay socket of another allocation is reachable.
+        """
+        other = self.fixture.client(address=("192.0.2.6", 1))
+        response = self.allocate(other, [UDP, RequestedAddressFamily(2)])
+        relayed = response.get(XorRelayedAddress)
+        target = (relayed.host, relayed.port)
+        self.assertEqual(self.permit(("2001:db8::10", 22)).messageClass, MessageClass.SUCCESS)
+        self.assertIn("2001:db8::10", self.allocation.restrictedPeers)
+        free = next(
+            port for port in range(50000, 50100)
+            if port not in self.fixture.relays.inUse["2001:db8::10"]
+        )
+        self.sendIndication(("2001:db8::10", 22), b"to ssh")
+        self.sendIndication(("2001:db8::10", free), b"to a free port")
+        self.sendIndication(target, b"to a relay")
+        self.assertEqual(self.allocation.relay6.written, [(b"to a relay", target)])
+        self.assertEqual(self.server.counters["dropPeerDenied"], 2)
+        bind = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress("2001:db8::10", 22)]
+        )
+        self.assertEqual(errorCode(bind), 403)
+        bind = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(*target)]
+        )
+        self.assertEqual(bind.messageClass, MessageClass.SUCCESS)
+        self.assertTrue(self.allocation.channels[0x4000].restricted)
+        self.assertIs(self.allocation.channels[0x4000].relay, self.allocation.relay6)
+
+    def test_sendToFamilyWithoutRelayDropped(self):
+        """
+        After the IPv6 half is deleted, a Send indication to an IPv6 peer is dropped (it has
+        no permission any more) and nothing goes out.
+        """
+        self.permit(PEER6)
+        relay6 = self.allocation.relay6
+        self.client.request(Method.REFRESH, [Lifetime(0), RequestedAddressFamily(2)])
+        self.sendIndication(PEER6, b"six")
+        self.assertEqual(relay6.written, [])
+        self.assertEqual(self.server.counters["dropNoPermission"], 1)

@@ -17,7 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_turn.stun.attributes import (
     ATTRIBUTE_CLASSES,
     AdditionalAddressFamily,
+    AdditionalAddressFamilyDraft,
     AddressErrorCode,
+    AddressErrorCodeDraft,
     AlternateDomain,
     AlternateServer,
     AttributeType,
@@ -116,6 +118,8 @@ ATTRIBUTE_STRATEGIES = {
     ReservationToken: st.builds(ReservationToken, st.binary(min_size=8, max_size=8)),
     AdditionalAddressFamily: st.builds(AdditionalAddressFamily, families),
     AddressErrorCode: st.builds(AddressErrorCode, families, errorCodes, texts(763)),
+    AdditionalAddressFamilyDraft: st.builds(AdditionalAddressFamilyDraft, families),
+    AddressErrorCodeDraft: st.builds(AddressErrorCodeDraft, families, errorCodes, texts(763)),
     Icmp: st.builds(Icmp, octets, octets, u32),
     ConnectionId: st.builds(ConnectionId, u32),
     Priority: st.builds(Priority, u32),
@@ -144,6 +148,7 @@ FIXED_LENGTHS = {
     RequestedTransport: 4,
     RequestedAddressFamily: 4,
     AdditionalAddressFamily: 4,
+    AdditionalAddressFamilyDraft: 4,
     EvenPort: 1,
     ReservationToken: 8,
     Userhash: 32,
@@ -411,6 +416,65 @@ class ErrorCodeTests(SynchronousTestCase):
             with self.assertRaises(StunDecodeError) as caught:
                 cls.decodeValue(value, b"")
             self.assertIn(reason, str(caught.exception))
+
+
+class DualStackResponseTests(SynchronousTestCase):
+    """
+    The attributes of a dual-stack Allocate success response (RFC 8656 section 7.2).
+    """
+
+    def test_twoRelayedAddressesInOrder(self):
+        """
+        Two XOR-RELAYED-ADDRESS attributes (IPv4 then IPv6) and an ADDRESS-ERROR-CODE survive
+        a round trip through a message, in wire order, each obfuscated with the transaction
+        id.
+        """
+        from twisted_turn.stun.message import MessageClass, Method, decodeMessage, encodeMessage
+
+        transactionId = b"d" * 12
+        relayed = [
+            XorRelayedAddress("203.0.113.10", 50000), XorRelayedAddress("2001:db8::10", 50001)
+        ]
+        data = encodeMessage(
+            Method.ALLOCATE, MessageClass.SUCCESS, transactionId,
+            [*relayed, AddressErrorCode(2, 508, "Insufficient Capacity")],
+        )
+        message = decodeMessage(data)
+        self.assertEqual(message.getAll(XorRelayedAddress), tuple(relayed))
+        self.assertEqual(
+            message.get(AddressErrorCode), AddressErrorCode(2, 508, "Insufficient Capacity")
+        )
+        self.assertNotIn(bytes.fromhex("20010db8"), data)
+
+    def test_draftCodePoints(self):
+        """
+        The pre-RFC code points coturn's clients use, 0x8032 and 0x8033, decode to their own
+        classes with the same value layout as ADDITIONAL-ADDRESS-FAMILY and ADDRESS-ERROR-CODE
+        (and are not equal to them).
+        """
+        from twisted_turn.stun.message import MessageClass, Method, decodeMessage, encodeMessage
+
+        data = encodeMessage(
+            Method.ALLOCATE, MessageClass.REQUEST, b"d" * 12,
+            [AdditionalAddressFamilyDraft(2), AddressErrorCodeDraft(2, 440, "x")],
+        )
+        self.assertEqual(data[20:28], b"\x80\x32\x00\x04\x02\x00\x00\x00")
+        self.assertEqual(data[28:32], b"\x80\x33\x00\x05")
+        message = decodeMessage(data)
+        self.assertEqual(message.get(AdditionalAddressFamilyDraft).family, 2)
+        self.assertIsNone(message.get(AdditionalAddressFamily))
+        self.assertEqual(message.get(AddressErrorCodeDraft), AddressErrorCodeDraft(2, 440, "x"))
+        self.assertNotEqual(AdditionalAddressFamilyDraft(2), AdditionalAddressFamily(2))
+
+    def test_addressErrorCodeIPv6Layout(self):
+        """
+        ADDRESS-ERROR-CODE is the family byte, 11 reserved bits, then the class and number:
+        the IPv6 508 is 02 00 05 08.
+        """
+        self.assertEqual(
+            AddressErrorCode(2, 508, "Insufficient Capacity").encodeValue(b"")[:4],
+            b"\x02\x00\x05\x08",
+        )
 
 
 class PasswordAlgorithmTests(SynchronousTestCase):

@@ -13,6 +13,7 @@ built to make the key.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -25,7 +26,15 @@ Address = Tuple[str, int]
 CHANNEL_COOLDOWN = 300.0
 
 __all__ = ["CHANNEL_MIN", "CHANNEL_MAX", "CHANNEL_COOLDOWN", "FiveTuple", "Allocation",
-           "AllocationTable", "ChannelBinding"]
+           "AllocationTable", "ChannelBinding", "RelayedAddress", "familyOf"]
+
+
+def familyOf(host: str) -> int:
+    """
+    The STUN address family (1 IPv4, 2 IPv6) of an address literal as the codec and the socket
+    module format them (an IPv6 literal always has a colon, an IPv4 one never).
+    """
+    return 2 if ":" in host else 1
 
 
 @dataclass(frozen=True)
@@ -55,14 +64,18 @@ class ChannelBinding:
 
     @ivar expiresAt: when the binding stops relaying data.
     @ivar restricted: the peer is a relay address reachable only on open relay ports.
+    @ivar relay: the transport of the relay socket ChannelData to the peer leaves through
+        (C{write(data, addr)}), the allocation's relayed address of the peer's family, chosen
+        once at bind time so the data path needs no family test.
     """
 
-    __slots__ = ("number", "peer", "expiresAt", "header", "restricted")
+    __slots__ = ("number", "peer", "expiresAt", "header", "restricted", "relay")
 
-    def __init__(self, number: int, peer: Address, expiresAt: float) -> None:
+    def __init__(self, number: int, peer: Address, expiresAt: float, relay: Any = None) -> None:
         self.number = number
         self.peer = peer
         self.expiresAt = expiresAt
+        self.relay = relay
         # The peer is one of the server's own relay addresses: each datagram is checked
         # against the relay sockets open now, since the one bound to may have closed.
         self.restricted = False
@@ -70,16 +83,55 @@ class ChannelBinding:
         self.header = bytes((number >> 8, number & 0xFF))
 
 
+class RelayedAddress:
+    """
+    One relayed transport address of an allocation (RFC 8656 section 2.2) and the relay socket
+    bound there.
+
+    @ivar family: 1 (IPv4) or 2 (IPv6).
+    @ivar address: the C{(host, port)} the relay socket is bound to.
+    @ivar externalAddress: the C{(host, port)} announced in XOR-RELAYED-ADDRESS.
+    @ivar handle: the relay handle (see L{twisted_turn.relay}), freed through the allocator.
+    @ivar transport: the relay socket's transport (C{write(data, addr)}).
+    """
+
+    __slots__ = ("family", "address", "externalAddress", "handle", "transport")
+
+    def __init__(self, address: Address, externalAddress: Address, handle: Any = None) -> None:
+        self.family = familyOf(address[0])
+        self.address = address
+        self.externalAddress = externalAddress
+        self.handle = handle
+        self.transport = getattr(handle, "transport", None)
+
+    def __repr__(self) -> str:
+        return f"<RelayedAddress {self.address} as {self.externalAddress}>"
+
+
 class Allocation:
     """
-    One relayed transport address and everything bound to it.
+    One or two relayed transport addresses (one per address family: a dual-stack allocation,
+    RFC 8656 section 7.2) and everything bound to them.
+
+    Permissions and channels are per peer; each peer has one family, so it is reached through
+    the relayed address of that family (L{relayFor}).  The server never installs a permission
+    for a family the allocation has no relayed address of (443).
 
     @ivar permissions: peer IP (canonical text form) to expiry time.
     @ivar restrictedPeers: permitted IPs reachable only on some ports (the server's own relay
         addresses): sends to them have their port checked.
     @ivar channels: channel number to L{ChannelBinding}.
     @ivar peerChannels: peer C{(host, port)} to L{ChannelBinding}.
-    @ivar relay: the relay socket's transport (C{write(data, addr)}), set by the server.
+    @ivar relayed: the L{RelayedAddress}es, IPv4 first.
+    @ivar relayAddress: the first relayed address's C{(host, port)} (the IPv4 one of a
+        dual-stack allocation); with L{externalAddress}, L{relay} and L{relayPort}, the
+        single-family view most code needs.
+    @ivar relay: the first relayed address's transport (C{write(data, addr)}): whenever the
+        allocation has an IPv4 relayed address this is it, so data to an IPv4 peer always
+        leaves through C{relay}.
+    @ivar relayPort: the first relayed address's relay handle.
+    @ivar relay6: the IPv6 relay transport of a dual-stack allocation, L{None} otherwise (a
+        single-family allocation sends everything through L{relay}).
     @ivar clientTransport: the listener transport replies and peer data go out on.
     @ivar allocateTransactionId: the transaction id of the Allocate that created it, so that a
         retransmission gets the same response (RFC 8656 section 7.2).
@@ -88,7 +140,7 @@ class Allocation:
     __slots__ = (
         "fiveTuple", "client", "username", "relayAddress", "externalAddress", "expiresAt",
         "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
-        "clientTransport", "allocateTransactionId", "allocateResponse",
+        "relay6", "relayed", "clientTransport", "allocateTransactionId", "allocateResponse",
     )
 
     def __init__(
@@ -98,23 +150,101 @@ class Allocation:
         relayAddress: Address,
         externalAddress: Address,
         expiresAt: float,
+        handle: Any = None,
     ) -> None:
+        """
+        @param relayAddress: the first relayed address (L{addRelayed} adds the other family's).
+        @param externalAddress: what XOR-RELAYED-ADDRESS announces for it.
+        @param handle: its relay handle; its C{transport} becomes L{relay}.
+        """
         self.fiveTuple = fiveTuple
         # Kept as a tuple of its own: the downlink sends to it once per datagram.
         self.client = fiveTuple.client
         self.username = username
-        self.relayAddress = relayAddress
-        self.externalAddress = externalAddress
         self.expiresAt = expiresAt
         self.permissions: Dict[str, float] = {}
         self.restrictedPeers: Set[str] = set()
         self.channels: Dict[int, ChannelBinding] = {}
         self.peerChannels: Dict[Address, ChannelBinding] = {}
-        self.relay: Any = None
-        self.relayPort: Any = None
+        self.relayed: List[RelayedAddress] = [
+            RelayedAddress(relayAddress, externalAddress, handle)
+        ]
+        self._syncRelays()
         self.clientTransport: Any = None
         self.allocateTransactionId = b""
         self.allocateResponse = b""
+
+    # -- relayed addresses -----------------------------------------------------------------
+
+    def _syncRelays(self) -> None:
+        first = self.relayed[0]
+        self.relayAddress = first.address
+        self.externalAddress = first.externalAddress
+        self.relay = first.transport
+        self.relayPort = first.handle
+        self.relay6 = self.relayed[1].transport if len(self.relayed) > 1 else None
+
+    @property
+    def families(self) -> Tuple[int, ...]:
+        """
+        The address families of the relayed addresses, IPv4 first.
+        """
+        return tuple(relayed.family for relayed in self.relayed)
+
+    def hasFamily(self, family: int) -> bool:
+        return any(relayed.family == family for relayed in self.relayed)
+
+    def addRelayed(self, address: Address, externalAddress: Address, handle: Any) -> None:
+        """
+        Add the relayed address of the other family (a dual-stack allocation).
+
+        @raise ValueError: the allocation already has a relayed address of that family.
+        """
+        relayed = RelayedAddress(address, externalAddress, handle)
+        if self.hasFamily(relayed.family):
+            raise ValueError(f"already a relayed address of family {relayed.family}")
+        self.relayed.append(relayed)
+        self.relayed.sort(key=lambda entry: entry.family)
+        self._syncRelays()
+
+    def relayFor(self, host: str) -> Any:
+        """
+        The relay transport data to C{host} leaves through: the relayed address of its family.
+        Only meaningful for a family the allocation has (the server checks with L{hasFamily}).
+        """
+        if self.relay6 is not None and ":" in host:
+            return self.relay6
+        return self.relay
+
+    def dropFamily(self, family: int, now: float) -> RelayedAddress:
+        """
+        Remove the relayed address of C{family} from a dual-stack allocation (a Refresh with
+        LIFETIME 0 and REQUESTED-ADDRESS-FAMILY), with the permissions of that family.  Its
+        channels expire now, so their numbers and peers cool down like any expired binding
+        (RFC 8656 section 12) and the data path stops using them at once.  The caller frees
+        the returned address's port.
+
+        @raise ValueError: C{family} is the allocation's only one (delete the allocation
+            instead) or one it does not have.
+        """
+        if len(self.relayed) < 2:
+            raise ValueError("cannot drop the only relayed address of an allocation")
+        relayed = next((entry for entry in self.relayed if entry.family == family), None)
+        if relayed is None:
+            raise ValueError(f"no relayed address of family {family}")
+        self.relayed.remove(relayed)
+        for host in [host for host in self.permissions if familyOf(host) == family]:
+            del self.permissions[host]
+            self.restrictedPeers.discard(host)
+        # Just before now: the data path compares "expiresAt < now".
+        expired = math.nextafter(now, -math.inf)
+        for binding in self.channels.values():
+            if familyOf(binding.peer[0]) == family and binding.expiresAt > expired:
+                binding.expiresAt = expired
+        self._syncRelays()
+        return relayed
+
+    # -- permissions and channels ----------------------------------------------------------
 
     def installPermission(self, peerHost: str, expiresAt: float) -> None:
         """
@@ -141,8 +271,9 @@ class Allocation:
 
     def bindChannel(self, number: int, peer: Address, expiresAt: float) -> ChannelBinding:
         """
-        Bind or refresh a channel; the caller has checked L{channelConflict}.  A binding
-        whose cooldown is over is replaced.
+        Bind or refresh a channel; the caller has checked L{channelConflict} and that the
+        allocation has the peer's family.  A binding whose cooldown is over is replaced.  The
+        binding sends through the relayed address of the peer's family (L{relayFor}).
         """
         binding = self.channels.get(number)
         if binding is not None and binding.peer == peer:
@@ -152,7 +283,7 @@ class Allocation:
         stale = self.peerChannels.get(peer)
         if stale is not None:
             self._unbind(stale.number)
-        binding = ChannelBinding(number, peer, expiresAt)
+        binding = ChannelBinding(number, peer, expiresAt, self.relayFor(peer[0]))
         self.channels[number] = binding
         self.peerChannels[peer] = binding
         return binding

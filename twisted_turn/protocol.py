@@ -60,7 +60,7 @@ def relayChannelData(server: Any, counters: Any, allocation: Any, data: bytes, n
         counters["dropPeerDenied"] += 1
         return
     try:
-        allocation.relay.write(data[4:], binding.peer)
+        binding.relay.write(data[4:], binding.peer)
     except Exception:
         counters["dropWriteFailed"] += 1
 
@@ -106,7 +106,8 @@ class ListenerProtocol(DatagramProtocol):
                 self._counters["dropPeerDenied"] += 1
                 return
             try:
-                allocation.relay.write(data[4 : 4 + length], binding.peer)
+                # The binding's own relay: the relayed address of the peer's family.
+                binding.relay.write(data[4 : 4 + length], binding.peer)
             except Exception:
                 self._counters["dropWriteFailed"] += 1
         elif first < 4:
@@ -141,6 +142,8 @@ class ListenerProtocol(DatagramProtocol):
         ):
             return False
         try:
+            # decodeSendIndication gives IPv4 peers only, and an allocation with an IPv4
+            # permission has an IPv4 relayed address, which is always its first: relay.
             allocation.relay.write(payload, (host, port))
         except Exception:
             self._counters["dropWriteFailed"] += 1
@@ -150,7 +153,8 @@ class ListenerProtocol(DatagramProtocol):
 class RelayProtocol(DatagramProtocol):
     """
     A relay socket: datagrams from permitted peers go to the client as ChannelData when a
-    channel is bound, else as a Data indication.
+    channel is bound, else as a Data indication.  Both relay sockets of a dual-stack allocation
+    attach to it; each receives only peers of its own family.
 
     It is also the relay handle L{twisted_turn.relay.RelayPortAllocator} hands out: until
     L{attach} is called (a reserved EVEN-PORT socket) it drops everything.

@@ -24,6 +24,7 @@ from twisted_turn.allocation import (
     Allocation,
     AllocationTable,
     FiveTuple,
+    familyOf,
 )
 from twisted_turn.auth import (
     FEATURE_PASSWORD_ALGORITHMS,
@@ -32,10 +33,12 @@ from twisted_turn.auth import (
     PasswordAlgorithm,
 )
 from twisted_turn.policy import PeerPolicy
-from twisted_turn.relay import NoRelayPort, RelayPortAllocator, addressFamily
+from twisted_turn.relay import NoRelayPort, RelayPortAllocator
 from twisted_turn.stun.attributes import (
     AdditionalAddressFamily,
+    AdditionalAddressFamilyDraft,
     AddressErrorCode,
+    AddressErrorCodeDraft,
     ChannelNumber,
     Data,
     DontFragment,
@@ -449,16 +452,27 @@ class TurnServer:
         evenPort = request.get(EvenPort)
         requestedFamily = request.get(RequestedAddressFamily)
         additionalFamily = request.get(AdditionalAddressFamily)
+        # coturn's clients use coturn's pre-RFC code points: answered in kind (docs/ipv6.md).
+        addressErrorCode: type = AddressErrorCode
+        if additionalFamily is None:
+            additionalFamily = request.get(AdditionalAddressFamilyDraft)
+            if additionalFamily is not None:
+                addressErrorCode = AddressErrorCodeDraft
         if token is not None and (evenPort or requestedFamily or additionalFamily):
             raise StunError(400, "RESERVATION-TOKEN with EVEN-PORT or an address family")
         if requestedFamily is not None and additionalFamily is not None:
             raise StunError(400, "REQUESTED- and ADDITIONAL-ADDRESS-FAMILY together")
         if additionalFamily is not None and additionalFamily.family != 2:
             raise StunError(400, "ADDITIONAL-ADDRESS-FAMILY must be IPv6")
+        if additionalFamily is not None and evenPort is not None and evenPort.reserve:
+            # A RESERVATION-TOKEN names one socket, and the Allocate claiming it may carry no
+            # address family: there is no way to hand out a dual-stack pair's next ports.
+            raise StunError(400, "EVEN-PORT with R cannot reserve for a dual-stack allocation")
         family = requestedFamily.family if requestedFamily is not None else 1
         if family not in (1, 2) or self.relays.hostFor(family) is None:
             raise StunError(440)
         user = credentials.username
+        dontFragment = request.get(DontFragment) is not None
         newToken = None
         if token is not None:
             # The reservation was counted against the quotas when it was made.
@@ -477,14 +491,33 @@ class TurnServer:
                     owner=user,
                 )
             except NoRelayPort as e:
-                self.counters["noRelayPort"] += 1
-                if worthLogging(self.counters["noRelayPort"]):
-                    _log.warn("Allocate refused with 508: {reason}", reason=str(e))
+                self._noRelayPort(e, "Allocate refused with 508")
                 raise StunError(508)
-
-        if request.get(DontFragment) is not None and not handle.setDontFragment():
-            self.relays.release(host, port, handle)
+        opened = [(host, port, handle)]
+        if dontFragment and not handle.setDontFragment():
+            self._releaseOpened(opened)
             raise StunError(420, extra=(UnknownAttributes((DontFragment.TYPE,)),))
+
+        # RFC 8656 section 7.2: the IPv6 half of a dual-stack request never fails the
+        # Allocate; the response says why it is missing with ADDRESS-ERROR-CODE.
+        addressError: Optional[int] = None
+        if additionalFamily is not None:
+            if self.relays.hostFor(2) is None:
+                addressError = 440
+            else:
+                try:
+                    handle6, host6, port6, _ = self.relays.open(
+                        2, now, even=evenPort is not None, owner=user
+                    )
+                except NoRelayPort as e:
+                    self._noRelayPort(e, "IPv6 half of a dual-stack Allocate refused with 508")
+                    addressError = 508
+                else:
+                    opened.append((host6, port6, handle6))
+                    if dontFragment and not handle6.setDontFragment():
+                        self._releaseOpened(opened)
+                        raise StunError(420, extra=(UnknownAttributes((DontFragment.TYPE,)),))
+
         lifetime = self._lifetime(request)
         allocation = Allocation(
             fiveTuple,
@@ -492,24 +525,29 @@ class TurnServer:
             (host, port),
             (self._external.get(host, host), port),
             now + lifetime,
+            handle,
         )
-        allocation.relay = handle.transport
-        allocation.relayPort = handle
+        for extraHost, extraPort, extraHandle in opened[1:]:
+            allocation.addRelayed(
+                (extraHost, extraPort), (self._external.get(extraHost, extraHost), extraPort),
+                extraHandle,
+            )
         allocation.clientTransport = transport
-        handle.attach(allocation)
+        for _, _, relayHandle in opened:
+            relayHandle.attach(allocation)
         self.table.add(allocation)
         self.counters["allocations"] += 1
+        if len(opened) > 1:
+            self.counters["dualStackAllocations"] += 1
 
         attributes: list = [
-            XorRelayedAddress(*allocation.externalAddress),
-            Lifetime(lifetime),
+            XorRelayedAddress(*relayed.externalAddress) for relayed in allocation.relayed
         ]
+        attributes.append(Lifetime(lifetime))
         if newToken is not None:
             attributes.append(ReservationToken(newToken))
-        if additionalFamily is not None:
-            # Dual-stack allocations arrive with the transports issue; until then the IPv6
-            # half is refused the way RFC 8656 section 7.2 allows.
-            attributes.append(AddressErrorCode(2, 440, REASONS[440]))
+        if addressError is not None:
+            attributes.append(addressErrorCode(2, addressError, REASONS[addressError]))
         attributes.append(XorMappedAddress(*fiveTuple.client))
         allocation.allocateTransactionId = request.transactionId
         allocation.allocateResponse = self._reply(
@@ -517,9 +555,21 @@ class TurnServer:
         )
         _log.debug(
             "Allocated {relay} for {client} ({user!r}, {lifetime}s)",
-            relay=allocation.relayAddress, client=fiveTuple.client,
-            user=credentials.username, lifetime=lifetime,
+            relay=" and ".join(str(relayed.address) for relayed in allocation.relayed),
+            client=fiveTuple.client, user=credentials.username, lifetime=lifetime,
         )
+
+    def _noRelayPort(self, error: NoRelayPort, what: str) -> None:
+        """
+        Count, and now and then log, a relay socket that could not be opened.
+        """
+        self.counters["noRelayPort"] += 1
+        if worthLogging(self.counters["noRelayPort"]):
+            _log.warn("{what}: {reason}", what=what, reason=str(error))
+
+    def _releaseOpened(self, opened: list) -> None:
+        for host, port, handle in opened:
+            self.relays.release(host, port, handle)
 
     def _refresh(
         self,
@@ -531,15 +581,24 @@ class TurnServer:
     ) -> None:
         allocation = self._liveAllocation(fiveTuple, credentials, now)
         requestedFamily = request.get(RequestedAddressFamily)
-        if requestedFamily is not None and requestedFamily.family != addressFamily(
-            allocation.relayAddress[0]
-        ):
+        if requestedFamily is not None and not allocation.hasFamily(requestedFamily.family):
+            # RFC 8656 section 7.3.
             raise StunError(443)
         requested = request.get(Lifetime)
         if requested is not None and requested.seconds == 0:
-            self.deallocate(allocation)
+            if requestedFamily is not None and len(allocation.relayed) > 1:
+                # Deleting one family of a dual-stack allocation (RFC 8656 section 7.1): the
+                # other relayed address lives on, with the allocation's lifetime.
+                relayed = allocation.dropFamily(requestedFamily.family, now)
+                self.relays.release(relayed.address[0], relayed.address[1], relayed.handle)
+                self.counters["relayedAddressDeleted"] += 1
+                _log.debug("Deleted {relay} of a dual-stack allocation", relay=relayed.address)
+            else:
+                self.deallocate(allocation)
             lifetime = 0
         else:
+            # One lifetime per allocation: refreshing one family of a dual-stack allocation
+            # refreshes both (docs/ipv6.md).
             lifetime = self._lifetime(request)
             allocation.expiresAt = now + lifetime
         self._reply(request, transport, fiveTuple.client, [Lifetime(lifetime)], credentials)
@@ -552,9 +611,10 @@ class TurnServer:
         peer addresses), after the family and policy checks; with C{withPort} the policy also
         judges the port (a channel goes to one port).
 
-        @raise StunError: 443 for a family mismatch, 403 for a peer the policy refuses.
+        @raise StunError: 443 for a peer of a family the allocation has no relayed address of,
+            403 for a peer the policy refuses.
         """
-        if addressFamily(peer.host) != addressFamily(allocation.relayAddress[0]):
+        if not allocation.hasFamily(familyOf(peer.host)):
             raise StunError(443)
         if not self._policy.isAllowed(peer.host, peer.port if withPort else None):
             self.counters["peerDenied"] += 1
@@ -638,7 +698,7 @@ class TurnServer:
             self.counters["dropPeerDenied"] += 1
             return
         try:
-            allocation.relay.write(data.value, (peer.host, peer.port))
+            allocation.relayFor(peer.host).write(data.value, (peer.host, peer.port))
         except Exception:
             # Port 0, a broadcast address, a datagram too large: the kernel refuses.
             self.counters["dropWriteFailed"] += 1
@@ -668,12 +728,16 @@ class TurnServer:
 
     def deallocate(self, allocation: Allocation) -> None:
         """
-        Remove an allocation and free its relay port.
+        Remove an allocation and free its relay ports (both of a dual-stack allocation).
         """
         if self.table.remove(allocation):
-            host, port = allocation.relayAddress
-            self.relays.release(host, port, allocation.relayPort)
+            self._releaseRelays(allocation)
             _log.debug("Deallocated {relay}", relay=allocation.relayAddress)
+
+    def _releaseRelays(self, allocation: Allocation) -> None:
+        for relayed in allocation.relayed:
+            host, port = relayed.address
+            self.relays.release(host, port, relayed.handle)
 
     def sweep(self) -> int:
         """
@@ -683,8 +747,7 @@ class TurnServer:
         now = self._clock.seconds()
         expired = self.table.sweep(now)
         for allocation in expired:
-            host, port = allocation.relayAddress
-            self.relays.release(host, port, allocation.relayPort)
+            self._releaseRelays(allocation)
         self.relays.sweep(now)
         self.counters["expired"] += len(expired)
         return len(expired)

@@ -97,12 +97,16 @@ def udpPortFree(port: int) -> bool:
     return True
 
 
-def freeUdpPort() -> int:
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def freeUdpPort(host: str = HOST) -> int:
     """
-    A UDP port on 127.0.0.1 that is free right now (the kernel's choice).
+    A UDP port on C{host} (127.0.0.1 by default) that is free right now (the kernel's choice).
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -194,16 +198,18 @@ def waitForStun(port: int, timeout: float = READY_TIMEOUT, isAlive=lambda: True)
     return False
 
 
-def waitForEcho(port: int, timeout: float = READY_TIMEOUT, isAlive=lambda: True) -> bool:
+def waitForEcho(
+    port: int, timeout: float = READY_TIMEOUT, isAlive=lambda: True, host: str = HOST
+) -> bool:
     """
-    Send datagrams to a UDP echo service until one comes back.
+    Send datagrams to a UDP echo service on C{host} until one comes back.
     """
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
         s.settimeout(0.2)
         while time.monotonic() < deadline and isAlive():
             probe = os.urandom(8)
-            s.sendto(probe, (HOST, port))
+            s.sendto(probe, (host, port))
             try:
                 data, _ = s.recvfrom(2048)
             except (socket.timeout, ConnectionRefusedError):
@@ -300,21 +306,24 @@ class TurnServerProcess:
 
 class UdpEchoPeer:
     """
-    C{turnutils_peer}, coturn's UDP echo peer, on 127.0.0.1.
+    C{turnutils_peer}, coturn's UDP echo peer, on C{host} (127.0.0.1 by default).
     """
 
-    def __init__(self, logPath: Path) -> None:
-        self.port = freeUdpPort()
+    def __init__(self, logPath: Path, host: str = HOST) -> None:
+        self.host = host
+        self.port = freeUdpPort(host)
         with open(logPath, "wb") as log:
             self.process = subprocess.Popen(
-                [requireTool("turnutils_peer"), "-L", HOST, "-p", str(self.port)],
+                [requireTool("turnutils_peer"), "-L", host, "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        if not waitForEcho(self.port, isAlive=lambda: self.process.poll() is None):
+        if not waitForEcho(
+            self.port, isAlive=lambda: self.process.poll() is None, host=host
+        ):
             self.stop()
-            raise AssertionError(f"turnutils_peer did not echo on port {self.port}")
+            raise AssertionError(f"turnutils_peer did not echo on {host} port {self.port}")
 
     def stop(self) -> None:
         stopProcess(self.process)
@@ -492,6 +501,8 @@ def runUclient(
     sendIndications: bool = False,
     serverHost: str = HOST,
     transport: str = "udp",
+    peerHost: str = HOST,
+    familyFlags: Sequence[str] = ("-X",),
 ) -> UclientResult:
     """
     Run C{turnutils_uclient} against 127.0.0.1: C{clients} clients each allocate an IPv4 relay
@@ -502,11 +513,14 @@ def runUclient(
     @param serverHost: the server address uclient talks to (C{::1} for an IPv6 listener).
     @param transport: how uclient reaches the server: C{udp}, C{tcp} (-t), C{tls} (-t -S) or
         C{dtls} (-S).
+    @param peerHost: the echo peer's address (C{::1} for an IPv6 peer).
+    @param familyFlags: the relay family flags: C{-X} an IPv4 relayed address (the default),
+        C{-x} an IPv6 one, C{-Z} with either a dual-stack allocation.
     """
     command = [
         requireTool("turnutils_uclient"),
         "-e",
-        HOST,
+        peerHost,
         "-r",
         str(peerPort),
         "-p",
@@ -521,7 +535,7 @@ def runUclient(
         "-z",
         "10",
         "-c",
-        "-X",
+        *familyFlags,
         *(["-s"] if sendIndications else []),
         *UCLIENT_TRANSPORTS[transport],
         serverHost,
@@ -538,6 +552,17 @@ def runUclient(
         ) from None
     output = (completed.stdout + completed.stderr).decode(errors="replace")
     return UclientResult(completed.returncode, output)
+
+
+def assertNoLoss(result: UclientResult, expected: int) -> None:
+    """
+    uclient sent C{expected} messages, every one came back from the echo peer, and uclient
+    says so.
+    """
+    assert result.returncode == 0, result
+    assert result.stats == {
+        "sent": expected, "received": expected, "lost": 0, "sendDropped": 0,
+    }, result
 
 
 def runTwistdTurn(*arguments: str, **environment: str) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.integration import harness
 from tests.integration.harness import (
     PASSWORD,
     REST_SECRET,
@@ -57,16 +58,7 @@ def coturnTools() -> None:
 
 
 def assertNoLoss(result) -> None:
-    """
-    Every message of every client came back from the echo peer, and uclient says so.
-    """
-    assert result.returncode == 0, result
-    assert result.stats == {
-        "sent": MESSAGES * CLIENTS,
-        "received": MESSAGES * CLIENTS,
-        "lost": 0,
-        "sendDropped": 0,
-    }, result
+    harness.assertNoLoss(result, MESSAGES * CLIENTS)
 
 
 def assertRefused(result) -> None:

@@ -94,6 +94,9 @@ class AttributeType(IntEnum):
     ICE_CONTROLLED = 0x8029
     ICE_CONTROLLING = 0x802A
     RESPONSE_ORIGIN = 0x802B
+    # Unassigned by IANA; coturn's clients still use these (see the classes below).
+    ADDITIONAL_ADDRESS_FAMILY_DRAFT = 0x8032
+    ADDRESS_ERROR_CODE_DRAFT = 0x8033
 
 
 def _error(cls: type, reason: str) -> StunDecodeError:
@@ -699,6 +702,28 @@ class AddressErrorCode:
 
 
 @dataclass(frozen=True)
+class AdditionalAddressFamilyDraft(AdditionalAddressFamily):
+    """
+    ADDITIONAL-ADDRESS-FAMILY of RFC 8656 section 18.11 (0x8000) under 0x8032, the code point
+    coturn gave it before the RFC ("SSODA") and its clients (C{turnutils_uclient -Z}) still
+    use.  IANA leaves 0x8031-0xBFFF unassigned, so nothing else means 0x8032; a server treats
+    it as L{AdditionalAddressFamily}.
+    """
+
+    TYPE = AttributeType.ADDITIONAL_ADDRESS_FAMILY_DRAFT
+
+
+@dataclass(frozen=True)
+class AddressErrorCodeDraft(AddressErrorCode):
+    """
+    ADDRESS-ERROR-CODE of RFC 8656 section 18.12 (0x8001) under 0x8033, coturn's code point
+    for it, for clients that asked with L{AdditionalAddressFamilyDraft}.
+    """
+
+    TYPE = AttributeType.ADDRESS_ERROR_CODE_DRAFT
+
+
+@dataclass(frozen=True)
 class Icmp(_Packed):
     """
     ICMP: an ICMP error the relay received from a peer (RFC 8656 section 18.13).
@@ -817,6 +842,8 @@ ATTRIBUTE_CLASSES: dict[AttributeType, type] = {
         ReservationToken,
         AdditionalAddressFamily,
         AddressErrorCode,
+        AdditionalAddressFamilyDraft,
+        AddressErrorCodeDraft,
         Icmp,
         ConnectionId,
         Priority,
