@@ -32,10 +32,10 @@ SERVED = (
     "permission-lifetime stale-nonce software-attribute no-udp user-quota total-quota log-file "
     "verbose pidfile nonce-secret rest-api-separator udp-recvmmsg udp-sendmmsg udp-gso "
     "udp-batch-size no-tcp no-tls no-dtls tls-listening-port cert pkey pkey-pwd cipher-list "
-    "no-tlsv1 no-tlsv1_1 no-tlsv1_2"
+    "no-tlsv1 no-tlsv1_1 no-tlsv1_2 tcp-relay no-tcp-relay"
 ).split()
 NOT_SERVED_YET = (
-    "max-bps no-tcp-relay"
+    "max-bps no-udp-relay"
 ).split()
 
 

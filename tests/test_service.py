@@ -199,6 +199,22 @@ class TurnServiceTests(SynchronousTestCase):
         service.stopService()
         self.assertEqual(signal.getsignal(signal.SIGHUP), previous)
 
+    def test_tcpRelayWiring(self):
+        """
+        --tcp-relay gives the server a TCP relay registry and a port allocator of its own on
+        the relay addresses, whose ports the peer policy counts as the server's own; without it
+        there is none.
+        """
+        service = self.makeService(tcpRelay=True)
+        self.assertIsNotNone(service.server.tcpRelays)
+        self.assertIs(service.tcpRelays.counters, service.server.counters)
+        ports = service.server.tcpRelayPorts
+        self.assertEqual(ports.relayHosts, ("198.51.100.1",))
+        ports.inUse["198.51.100.1"].add(50001)
+        self.assertTrue(service.server._policy.isAllowed("198.51.100.1", 50001))
+        self.assertFalse(service.server._policy.isAllowed("198.51.100.1", 50002))
+        self.assertIsNone(self.makeService().server.tcpRelays)
+
     def test_noUdp(self):
         """
         With noUdp there is no UDP listener.

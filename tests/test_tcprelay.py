@@ -11,6 +11,30 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from twisted_turn.allocation import FiveTuple
+from twisted_turn.relay import RelayPortAllocator
+from twisted_turn.stun.attributes import (
+    AdditionalAddressFamily,
+    ChannelNumber,
+    ConnectionId,
+    Data,
+    DontFragment,
+    ErrorCode,
+    EvenPort,
+    Nonce,
+    Realm,
+    RequestedTransport,
+    Username,
+    XorPeerAddress,
+)
+from twisted_turn.stun.message import (
+    MessageClass,
+    Method,
+    decodeMessage,
+    encodeMessage,
+    newTransactionId,
+)
+from twisted_turn.testing import ServerFixture, StreamTestClient
 from twisted_turn.tcprelay import (
     BIND_TIMEOUT,
     CONNECT_TIMEOUT,
@@ -18,11 +42,17 @@ from twisted_turn.tcprelay import (
     TcpRelays,
 )
 
-PEER = ("198.51.100.7", 5555)
+PEER = ("8.8.8.8", 5555)
+CLIENT = ("192.0.2.5", 40000)
+
+
+def errorOf(response):
+    error = response.get(ErrorCode)
+    return None if error is None else error.code
 
 
 class FakeAllocation:
-    def __init__(self, username="alice", permitted=("198.51.100.7",)):
+    def __init__(self, username="alice", permitted=("8.8.8.8",)):
         self.username = username
         self.expiresAt = float("inf")
         self.permitted = set(permitted)
@@ -53,7 +83,7 @@ class TcpRelaysTests(SynchronousTestCase):
         self.listener.attach(self.allocation)
         self.allocation.relayPort = self.listener
 
-    def acceptPeer(self, host="198.51.100.7", port=5555):
+    def acceptPeer(self, host="8.8.8.8", port=5555):
         connection = self.listener.buildProtocol(IPv4Address("TCP", host, port))
         if connection is not None:
             connection.makeConnection(StringTransport())
@@ -196,7 +226,7 @@ class TcpRelaysTests(SynchronousTestCase):
         client = FakeClient()
         incoming.bound(client)
         results = []
-        self.relays.connect(self.allocation, ("198.51.100.8", 1), "203.0.113.10", results.append)
+        self.relays.connect(self.allocation, ("8.8.4.4", 1), "203.0.113.10", results.append)
         self.listener.close()
         self.assertTrue(incoming.transport.disconnected)
         self.assertTrue(client.transport.disconnected)
@@ -205,3 +235,181 @@ class TcpRelaysTests(SynchronousTestCase):
         late.makeConnection(StringTransport())
         self.assertTrue(late.transport.disconnected)
         self.assertEqual(results, [])
+
+
+class TcpRelayServerTests(SynchronousTestCase):
+    """
+    The server's RFC 6062 methods over a stream client, with the real L{TcpRelays} on a memory
+    reactor.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.relays = TcpRelays(self.reactor, Counter())
+        self.ports = RelayPortAllocator(self.relays.open, ("203.0.113.10",), 50000, 50099)
+        self.fixture = ServerFixture(
+            users=(("alice", "secret"), ("bob", "builder")),
+            tcpRelays=self.relays, tcpRelayPorts=self.ports,
+        )
+        self.server = self.fixture.server
+        self.relays.counters = self.server.counters
+        self.reactor.advance(self.fixture.clock.seconds())
+        self.client = StreamTestClient(self.server, self.fixture.clock, CLIENT)
+
+    def allocate(self, client=None):
+        client = client or self.client
+        response = client.request(Method.ALLOCATE, [RequestedTransport(6)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS, errorOf(response))
+        return self.server.table.get(FiveTuple(*client.address, "198.51.100.1", 3478, "tcp"))
+
+    def permit(self, host=PEER[0]):
+        response = self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(host, 1)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS, errorOf(response))
+
+    def connectPeer(self, peer=PEER):
+        """
+        Send Connect, let the memory reactor's connection succeed, return the response.
+        """
+        before = len(self.reactor.tcpClients)
+        self.client.send(encodeMessage(
+            Method.CONNECT, MessageClass.REQUEST, newTransactionId(),
+            [XorPeerAddress(*peer), *self.credentials()], integrityKey=self.client.key(),
+        ))
+        if len(self.reactor.tcpClients) > before:
+            factory = self.reactor.tcpClients[-1][2]
+            factory.buildProtocol(None).makeConnection(StringTransport())
+        return decodeMessage(self.client.received()[-1])
+
+    def credentials(self, client=None):
+        client = client or self.client
+        return [Username(client.username), Realm(client.realm), Nonce(client.nonce)]
+
+    def test_allocateTcp(self):
+        """
+        REQUESTED-TRANSPORT TCP over a stream gives an allocation whose relayed address is a
+        TCP socket listening in the relay range.
+        """
+        allocation = self.allocate()
+        self.assertTrue(allocation.tcp)
+        [(port, factory, _, interface)] = self.reactor.tcpServers
+        self.assertEqual((interface, port), allocation.relayAddress)
+        self.assertIs(factory.allocation, allocation)
+        self.assertEqual(self.server.counters["tcpAllocations"], 1)
+
+    def test_allocateTcpRules(self):
+        """
+        A TCP relay over UDP, or with EVEN-PORT, DONT-FRAGMENT or ADDITIONAL-ADDRESS-FAMILY,
+        gets 400; a server without TCP relays answers 442.
+        """
+        udp = self.fixture.client()
+        self.assertEqual(errorOf(udp.request(Method.ALLOCATE, [RequestedTransport(6)])), 400)
+        for extra in (EvenPort(False), DontFragment(), AdditionalAddressFamily(2)):
+            response = self.client.request(Method.ALLOCATE, [RequestedTransport(6), extra])
+            self.assertEqual(errorOf(response), 400, extra)
+        plain = ServerFixture()
+        stream = StreamTestClient(plain.server, plain.clock, CLIENT)
+        self.assertEqual(
+            errorOf(stream.request(Method.ALLOCATE, [RequestedTransport(6)])), 442
+        )
+
+    def test_noChannelsNoSend(self):
+        """
+        A TCP allocation has no channels (400) and drops Send indications.
+        """
+        self.allocate()
+        self.permit()
+        response = self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(*PEER)]
+        )
+        self.assertEqual(errorOf(response), 400)
+        self.client.send(encodeMessage(
+            Method.SEND, MessageClass.INDICATION, newTransactionId(),
+            [XorPeerAddress(*PEER), Data(b"x")],
+        ))
+        self.assertEqual(self.server.counters["dropSendTcpAllocation"], 1)
+
+    def test_connect(self):
+        """
+        Connect goes out from the relay host to the peer; its success response carries the
+        CONNECTION-ID; a second Connect to the same peer gets 446.
+        """
+        self.allocate()
+        response = self.connectPeer()
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS, errorOf(response))
+        host, port, _, _, bindAddress = self.reactor.tcpClients[0]
+        self.assertEqual(((host, port), bindAddress), (PEER, ("203.0.113.10", 0)))
+        self.assertIsNotNone(self.relays.bind(response.get(ConnectionId).value, "alice"))
+        self.assertEqual(errorOf(self.connectPeer()), 446)
+
+    def test_connectRefused(self):
+        """
+        Connect to a denied peer gets 403, to another family 443, and a failed connection 447.
+        """
+        self.allocate()
+        self.assertEqual(errorOf(self.connectPeer(("127.0.0.1", 80))), 403)
+        self.assertEqual(errorOf(self.connectPeer(("2001:4860::1", 80))), 443)
+        self.client.send(encodeMessage(
+            Method.CONNECT, MessageClass.REQUEST, newTransactionId(),
+            [XorPeerAddress(*PEER), *self.credentials()], integrityKey=self.client.key(),
+        ))
+        self.reactor.tcpClients[-1][2].clientConnectionFailed(None, None)
+        self.assertEqual(errorOf(decodeMessage(self.client.received()[-1])), 447)
+
+    def test_connectionBind(self):
+        """
+        A second connection binds to the connection id with the same credentials; the answer
+        is a success and the connection is spliced to the peer.  Another user, an unknown id,
+        or the control connection itself get 400.
+        """
+        self.allocate()
+        connectionId = self.connectPeer().get(ConnectionId).value
+        self.assertEqual(
+            errorOf(self.client.request(Method.CONNECTION_BIND, [ConnectionId(connectionId)])),
+            400,
+        )
+        other = StreamTestClient(
+            self.server, self.fixture.clock, ("192.0.2.5", 40001), "bob", "builder"
+        )
+        self.assertEqual(
+            errorOf(other.request(Method.CONNECTION_BIND, [ConnectionId(connectionId)])), 400
+        )
+        data = StreamTestClient(self.server, self.fixture.clock, ("192.0.2.5", 40002))
+        self.assertEqual(
+            errorOf(data.request(Method.CONNECTION_BIND, [ConnectionId(connectionId ^ 1)])), 400
+        )
+        response = data.request(Method.CONNECTION_BIND, [ConnectionId(connectionId)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS, errorOf(response))
+        self.assertIsNotNone(data.stream.spliced)
+        self.assertEqual(data.stream.spliced.connectionId, connectionId)
+
+    def test_connectionAttempt(self):
+        """
+        A peer with a permission that connects to the relayed address is announced to the
+        client with a ConnectionAttempt indication carrying its address and a connection id.
+        """
+        allocation = self.allocate()
+        self.permit()
+        listener = allocation.relayPort
+        connection = listener.buildProtocol(IPv4Address("TCP", *PEER))
+        connection.makeConnection(StringTransport())
+        [indication] = [decodeMessage(m) for m in self.client.received()]
+        self.assertEqual(
+            (indication.method, indication.messageClass),
+            (Method.CONNECTION_ATTEMPT, MessageClass.INDICATION),
+        )
+        self.assertEqual(indication.get(XorPeerAddress), XorPeerAddress(*PEER))
+        self.assertEqual(indication.get(ConnectionId).value, connection.connectionId)
+
+    def test_controlConnectionLoss(self):
+        """
+        Losing the control connection deletes the allocation, stops the relayed address and
+        aborts its peer connections.
+        """
+        allocation = self.allocate()
+        self.permit()
+        peer = allocation.relayPort.buildProtocol(IPv4Address("TCP", *PEER))
+        peer.makeConnection(StringTransport())
+        self.client.stream.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(self.server.table), 0)
+        self.assertTrue(peer.transport.disconnected)
+        self.assertFalse(self.ports.holds(*allocation.relayAddress))

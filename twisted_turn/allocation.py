@@ -141,6 +141,7 @@ class Allocation:
         "fiveTuple", "client", "username", "relayAddress", "externalAddress", "expiresAt",
         "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
         "relay6", "relayed", "clientTransport", "allocateTransactionId", "allocateResponse",
+        "tcp",
     )
 
     def __init__(
@@ -173,6 +174,8 @@ class Allocation:
         self.clientTransport: Any = None
         self.allocateTransactionId = b""
         self.allocateResponse = b""
+        #: A TCP relay (RFC 6062): its relayed address is a listening TCP socket.
+        self.tcp = False
 
     # -- relayed addresses -----------------------------------------------------------------
 

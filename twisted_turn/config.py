@@ -86,6 +86,7 @@ class TurnConfig:
     pkeyPwd: Optional[str] = None
     cipherList: Optional[str] = None
     noTlsv12: bool = False
+    tcpRelay: bool = False
     udpRecvmmsg: Optional[bool] = None
     udpSendmmsg: Optional[bool] = None
     udpGso: Optional[bool] = None
@@ -490,6 +491,11 @@ OPTIONS: Tuple[Option, ...] = (
            "OpenSSL cipher list for TLS 1.2 and DTLS 1.2 (default: ECDHE with AES-GCM or "
            "ChaCha20-Poly1305). TLS 1.3 suites are OpenSSL's."),
     Option("no-tlsv1_2", None, "flag", "noTlsv12", "Refuse TLS 1.2: TLS 1.3 only."),
+    Option("tcp-relay", None, "flag", "tcpRelay",
+           "Allow TCP relay allocations (RFC 6062) for clients over TCP and TLS. Off by "
+           "default: a TCP relay reaches any TCP service the peer policy allows."),
+    Option("no-tcp-relay", None, "flag", "tcpRelay",
+           "coturn's flag: refuse TCP relay allocations (already the default).", inverted=True),
     Option("no-tlsv1", None, "flag", None, "coturn's flag: TLS 1.0 is always refused here."),
     Option("no-tlsv1_1", None, "flag", None, "coturn's flag: TLS 1.1 is always refused here."),
     Option("no-sslv2", None, "flag", None, "Removed from coturn: SSLv2 is never offered."),
@@ -528,7 +534,6 @@ OPTIONS: Tuple[Option, ...] = (
            "ALTERNATE-SERVER for TLS and DTLS.", repeatable=True),
     _later("relay-threads", "m", "int", None, "Number of relay threads.", **_COUNT),
     _later("no-udp-relay", None, "flag", None, "Refuse UDP relay allocations."),
-    _later("no-tcp-relay", None, "flag", None, "Refuse TCP relay allocations (RFC 6062)."),
     _later("userdb", "b", "str", None, "SQLite user database."),
     _later("db", None, "str", None, "Alias of --userdb."),
     _later("psql-userdb", "e", "str", None, "PostgreSQL user database."),

@@ -40,6 +40,7 @@ from twisted_turn.stun.attributes import (
     AddressErrorCode,
     AddressErrorCodeDraft,
     ChannelNumber,
+    ConnectionId,
     Data,
     DontFragment,
     ErrorCode,
@@ -78,6 +79,7 @@ from twisted_turn._version import __version__
 _log = makeLogger(__name__)
 
 UDP = 17
+TCP = 6
 DEFAULT_LIFETIME = 600
 
 #: Cap on permissions per allocation (DESIGN.md section 5); over it CreatePermission gets 508.
@@ -94,6 +96,8 @@ REASONS = {
     441: "Wrong Credentials",
     442: "Unsupported Transport Protocol",
     443: "Peer Address Family Mismatch",
+    446: "Connection Already Exists",
+    447: "Connection Timeout or Failure",
     486: "Allocation Quota Reached",
     508: "Insufficient Capacity",
 }
@@ -170,7 +174,14 @@ class TurnServer:
         userQuota: int = 0,
         totalQuota: int = 0,
         externalAddresses: Optional[Dict[str, str]] = None,
+        tcpRelays: Any = None,
+        tcpRelayPorts: Optional[RelayPortAllocator] = None,
     ) -> None:
+        """
+        @param tcpRelays: the RFC 6062 connection registry
+            (L{twisted_turn.tcprelay.TcpRelays}), or L{None} to refuse TCP allocations with
+            442; C{tcpRelayPorts} then allocates the relayed TCP addresses.
+        """
         self._clock = clock
         self._authenticator = authenticator
         self._nonces = nonces
@@ -186,6 +197,8 @@ class TurnServer:
         self._userQuota = userQuota
         self._totalQuota = totalQuota
         self._external = dict(externalAddresses or {})
+        self.tcpRelays = tcpRelays
+        self.tcpRelayPorts = tcpRelayPorts
         self.table = AllocationTable()
         self.counters: Counter = Counter()
         # RFC 8489 section 9.2.4: PASSWORD-ALGORITHMS is offered, and can be chosen from, only
@@ -200,7 +213,11 @@ class TurnServer:
             Method.REFRESH: self._refresh,
             Method.CREATE_PERMISSION: self._createPermission,
             Method.CHANNEL_BIND: self._channelBind,
+            Method.CONNECT: self._connect,
+            Method.CONNECTION_BIND: self._connectionBind,
         }
+        if tcpRelays is not None:
+            tcpRelays.notifyAttempt = self._connectionAttempt
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -446,6 +463,9 @@ class TurnServer:
         requestedTransport = request.get(RequestedTransport)
         if requestedTransport is None:
             raise StunError(400, "Missing REQUESTED-TRANSPORT")
+        if requestedTransport.protocol == TCP and self.tcpRelays is not None:
+            self._allocateTcp(request, transport, fiveTuple, credentials, now)
+            return
         if requestedTransport.protocol != UDP:
             raise StunError(442)
         token = request.get(ReservationToken)
@@ -559,6 +579,129 @@ class TurnServer:
             client=fiveTuple.client, user=credentials.username, lifetime=lifetime,
         )
 
+    def _allocateTcp(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+    ) -> None:
+        """
+        RFC 6062 section 5.1: an allocation whose relayed address is a listening TCP socket.
+        """
+        if fiveTuple.transport not in ("tcp", "tls"):
+            raise StunError(400, "A TCP relay needs a TCP or TLS client connection")
+        for attribute in (ReservationToken, EvenPort, DontFragment):
+            if request.get(attribute) is not None:
+                raise StunError(400, f"{attribute.__name__} is not allowed with a TCP relay")
+        if request.get(AdditionalAddressFamily) or request.get(AdditionalAddressFamilyDraft):
+            raise StunError(400, "TCP relays are single-family")
+        requestedFamily = request.get(RequestedAddressFamily)
+        family = requestedFamily.family if requestedFamily is not None else 1
+        ports = self.tcpRelayPorts
+        if family not in (1, 2) or ports is None or ports.hostFor(family) is None:
+            raise StunError(440)
+        user = credentials.username
+        self._checkQuotas(user)
+        try:
+            handle, host, port, _ = ports.open(family, now, owner=user)
+        except NoRelayPort as e:
+            self._noRelayPort(e, "TCP Allocate refused with 508")
+            raise StunError(508)
+        lifetime = self._lifetime(request)
+        allocation = Allocation(
+            fiveTuple, user, (host, port), (self._external.get(host, host), port),
+            now + lifetime, handle,
+        )
+        allocation.tcp = True
+        allocation.clientTransport = transport
+        handle.attach(allocation)
+        self.table.add(allocation)
+        self.counters["allocations"] += 1
+        self.counters["tcpAllocations"] += 1
+        allocation.allocateTransactionId = request.transactionId
+        allocation.allocateResponse = self._reply(
+            request, transport, fiveTuple.client,
+            [XorRelayedAddress(*allocation.externalAddress), Lifetime(lifetime),
+             XorMappedAddress(*fiveTuple.client)],
+            credentials,
+        )
+        _log.debug("Allocated TCP relay {relay} for {client} ({user!r}, {lifetime}s)",
+                   relay=allocation.relayAddress, client=fiveTuple.client, user=user,
+                   lifetime=lifetime)
+
+    def _connect(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+    ) -> None:
+        """
+        RFC 6062 section 5.2: connect the relayed address to a peer; the answer (CONNECTION-ID,
+        or 447) goes out when the connection is made or has failed.
+        """
+        allocation = self._liveAllocation(fiveTuple, credentials, now)
+        if not allocation.tcp or self.tcpRelays is None:
+            raise StunError(400, "Connect needs a TCP allocation")
+        peer = request.get(XorPeerAddress)
+        if peer is None:
+            raise StunError(400, "Missing XOR-PEER-ADDRESS")
+        host = self._checkPeer(allocation, peer, withPort=True)
+        address = (host, peer.port)
+        if self.tcpRelays.connectionTo(allocation, address) is not None:
+            raise StunError(446)
+        client = fiveTuple.client
+
+        def done(connectionId: Optional[int]) -> None:
+            if connectionId is None:
+                self._replyError(request, transport, client, StunError(447), credentials)
+            else:
+                self._reply(request, transport, client, [ConnectionId(connectionId)],
+                            credentials)
+
+        self.counters["tcpConnect"] += 1
+        self.tcpRelays.connect(allocation, address, allocation.relayAddress[0], done)
+
+    def _connectionBind(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+    ) -> None:
+        """
+        RFC 6062 section 5.4: bind a new client connection (the data connection) to a peer
+        connection by its CONNECTION-ID; after the answer the connection carries raw bytes.
+        """
+        if self.tcpRelays is None or fiveTuple.transport not in ("tcp", "tls"):
+            raise StunError(400, "ConnectionBind needs a TCP or TLS client connection")
+        if self.table.get(fiveTuple) is not None:
+            raise StunError(400, "ConnectionBind on a connection that has an allocation")
+        connectionId = request.get(ConnectionId)
+        if connectionId is None:
+            raise StunError(400, "Missing CONNECTION-ID")
+        connection = self.tcpRelays.bind(connectionId.value, credentials.username)
+        if connection is None:
+            raise StunError(400, "Unknown CONNECTION-ID")
+        self._reply(request, transport, fiveTuple.client, [], credentials)
+        self.counters["tcpConnectionBind"] += 1
+        transport.splice(connection)
+
+    def _connectionAttempt(self, allocation: Allocation, peer: Address, connectionId: int) -> None:
+        """
+        RFC 6062 section 5.3: tell the client a peer connected to its relayed address.
+        """
+        data = encodeMessage(
+            Method.CONNECTION_ATTEMPT, MessageClass.INDICATION, os.urandom(12),
+            [XorPeerAddress(*peer), ConnectionId(connectionId), *self._software],
+            fingerprint=self._fingerprint,
+        )
+        allocation.clientTransport.write(data, allocation.client)
+
     def _noRelayPort(self, error: NoRelayPort, what: str) -> None:
         """
         Count, and now and then log, a relay socket that could not be opened.
@@ -656,6 +799,8 @@ class TurnServer:
         now: float,
     ) -> None:
         allocation = self._liveAllocation(fiveTuple, credentials, now)
+        if allocation.tcp:
+            raise StunError(400, "No channels on a TCP allocation")
         channel = request.get(ChannelNumber)
         peer = request.get(XorPeerAddress)
         if channel is None or peer is None:
@@ -680,6 +825,9 @@ class TurnServer:
         allocation = self.table.get(fiveTuple)
         if allocation is None or allocation.expiresAt < now:
             self.counters["dropSendNoAllocation"] += 1
+            return
+        if allocation.tcp:
+            self.counters["dropSendTcpAllocation"] += 1
             return
         peer = indication.get(XorPeerAddress)
         data = indication.get(Data)
@@ -735,9 +883,10 @@ class TurnServer:
             _log.debug("Deallocated {relay}", relay=allocation.relayAddress)
 
     def _releaseRelays(self, allocation: Allocation) -> None:
+        ports = self.tcpRelayPorts if allocation.tcp else self.relays
         for relayed in allocation.relayed:
             host, port = relayed.address
-            self.relays.release(host, port, relayed.handle)
+            ports.release(host, port, relayed.handle)
 
     def sweep(self) -> int:
         """

@@ -12,6 +12,7 @@ import secrets
 import signal
 import socket
 import struct
+from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.application.service import MultiService
@@ -36,6 +37,7 @@ from twisted_turn.protocol import ListenerProtocol, RelayProtocol
 from twisted_turn.relay import RelayPortAllocator, addressFamily
 from twisted_turn.server import TurnServer
 from twisted_turn.stream import StreamListenerFactory
+from twisted_turn.tcprelay import TcpRelays
 from twisted_turn.tls import CertificateError, ServerCredentials, certificateSubject
 
 _log = makeLogger(__name__)
@@ -199,6 +201,21 @@ class TurnService(MultiService):
         relays = RelayPortAllocator(
             self._openRelay, tuple(self.relayHosts), config.minPort, config.maxPort
         )
+        # RFC 6062 TCP relays, only with --tcp-relay: their relayed addresses are TCP
+        # listening sockets in the same port range (TCP ports are a space of their own).
+        self.tcpRelays: Optional[TcpRelays] = None
+        tcpRelayPorts: Optional[RelayPortAllocator] = None
+        if config.tcpRelay:
+            self.tcpRelays = TcpRelays(reactor, Counter())
+            tcpRelayPorts = RelayPortAllocator(
+                self.tcpRelays.open, tuple(self.relayHosts), config.minPort, config.maxPort
+            )
+
+        def relayPortOpen(host: str, port: int) -> bool:
+            return relays.holds(host, port) or (
+                tcpRelayPorts is not None and tcpRelayPorts.holds(host, port)
+            )
+
         policy = PeerPolicy(
             allowLoopback=config.allowLoopbackPeers,
             noMulticast=config.noMulticastPeers,
@@ -208,7 +225,7 @@ class TurnService(MultiService):
                 **{host: host for host in self.relayHosts},
                 **{public: private for private, public in self.externalAddresses.items()},
             },
-            relayPortOpen=relays.holds,
+            relayPortOpen=relayPortOpen,
         )
         self.server = TurnServer(
             clock=reactor,
@@ -230,7 +247,11 @@ class TurnService(MultiService):
             userQuota=config.userQuota,
             totalQuota=config.totalQuota,
             externalAddresses=self.externalAddresses,
+            tcpRelays=self.tcpRelays,
+            tcpRelayPorts=tcpRelayPorts,
         )
+        if self.tcpRelays is not None:
+            self.tcpRelays.counters = self.server.counters
 
     # -- building ------------------------------------------------------------------------------
 
@@ -465,6 +486,13 @@ class TurnService(MultiService):
             )
         if config.noUdp and config.noTcp:
             _log.warn("--no-udp and --no-tcp: there is no listener on --listening-port")
+        if config.tcpRelay:
+            if config.noTcp and (config.noTls or config.cert is None):
+                _log.warn("--tcp-relay: TCP relays need clients over TCP or TLS, and there is "
+                          "no TCP or TLS listener")
+            else:
+                _log.info("--tcp-relay: clients over TCP and TLS may allocate TCP relays "
+                          "(RFC 6062); the peer policy applies to every outgoing connection")
         if config.nonceSecret is not None and len(config.nonceSecret) < 16:
             _log.warn("--nonce-secret is shorter than 16 bytes: nonces are easier to forge")
         for public, private in config.externalIps:

@@ -1,0 +1,69 @@
+# -*- test-case-name: tests.integration.test_tcprelay -*-
+"""
+RFC 6062 TCP relays on a real C{twistd turn}, driven by coturn's C{turnutils_uclient -T}: its
+clients allocate TCP relays and connect to each other's relayed addresses, which exercises
+Connect, ConnectionAttempt and ConnectionBind from both ends.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.harness import (
+    PASSWORD,
+    USER,
+    assertNoLoss,
+    requireTool,
+    runUclient,
+    writeCertificate,
+)
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = 30
+STATIC = ("--user", f"{USER}:{PASSWORD}")
+
+
+@pytest.fixture(autouse=True)
+def coturnTools() -> None:
+    requireTool("turnutils_uclient")
+    requireTool("turnutils_peer")
+
+
+def runTcpRelay(port: int, peerPort: int, transport: str = "tcp"):
+    """
+    uclient -T: one client pair (two allocations) exchanging C{MESSAGES} messages each way
+    through two TCP relays.
+    """
+    return runUclient(
+        port, peerPort, ("-u", USER, "-w", PASSWORD), messages=MESSAGES, clients=1,
+        transport=transport, familyFlags=("-T",),
+    )
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_tcpRelayZeroLoss(turnServer, echoPeer, tmp_path, transport) -> None:
+    """
+    With --tcp-relay, uclient's TCP relays carry every message, over a TCP and a TLS control
+    connection; the server's own relayed addresses are reachable without
+    --allow-loopback-peers.
+    """
+    certFile, keyFile, _ = writeCertificate(tmp_path / "tls", "turn-test")
+    server = turnServer(*STATIC, "--tcp-relay", "--cert", certFile, "--pkey", keyFile)
+    port = server.tlsPort if transport == "tls" else server.port
+    result = runTcpRelay(port, echoPeer.port, transport)
+    # uclient -T counts each client of the pair: twice the messages.
+    assertNoLoss(result, 2 * MESSAGES)
+
+
+@pytest.mark.parametrize("option", [(), ("--no-tcp-relay",)], ids=["default", "no-tcp-relay"])
+def test_offByDefault(turnServer, echoPeer, option) -> None:
+    """
+    Without --tcp-relay (or with coturn's --no-tcp-relay) a TCP relay Allocate gets 442 and
+    uclient gets nothing through.
+    """
+    server = turnServer(*STATIC, *option)
+    result = runTcpRelay(server.port, echoPeer.port)
+    assert result.returncode != 0, result
+    assert result.stats is None, result
+    assert "442" in result.output, result
