@@ -75,15 +75,17 @@ def runUclient(
     familyFlags: Sequence[str],
     *,
     sendIndications: bool = False,
+    transport: str = "udp",
 ) -> UclientResult:
     """
     L{tests.integration.harness.runUclient} with C{CLIENTS} clients of C{MESSAGES} messages,
-    the relay family flags (C{-x}, C{-X}, C{-Z}) and the peer host given.
+    the relay family flags (C{-x}, C{-X}, C{-Z}), the peer host and the client transport
+    given.
     """
     return harness.runUclient(
         serverPort, peerPort, ("-u", USER, "-w", PASSWORD), messages=MESSAGES,
         clients=CLIENTS, sendIndications=sendIndications, serverHost=serverHost,
-        peerHost=peerHost, familyFlags=familyFlags,
+        peerHost=peerHost, familyFlags=familyFlags, transport=transport,
     )
 
 
@@ -159,23 +161,28 @@ def test_ipv6RelayRefusedWithoutIPv6RelayAddress(turnServer, echoPeer6) -> None:
     assert result.stats is None, result
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
 @pytest.mark.parametrize("sendIndications", MODES)
-def test_ipv6ListenerZeroLoss(turnServer, echoPeer, echoPeer6, sendIndications) -> None:
+def test_ipv6ListenerZeroLoss(
+    turnServer, echoPeer, echoPeer6, sendIndications, transport
+) -> None:
     """
-    With --listening-ip ::1 as well, a client reaching the server over IPv6 relays with no
-    loss through an IPv6 relayed address to an IPv6 peer, and through an IPv4 relayed address
-    to an IPv4 peer.
+    With --listening-ip ::1 as well, a client reaching the server over IPv6 (UDP or TCP)
+    relays with no loss through an IPv6 relayed address to an IPv6 peer, and through an IPv4
+    relayed address to an IPv4 peer.
     """
     server = turnServer(
         *STATIC, "--listening-ip", HOST6, "--relay-ip", HOST6, "--allow-loopback-peers"
     )
     assertNoLoss(
         runUclient(
-            HOST6, server.port, HOST6, echoPeer6.port, ["-x"], sendIndications=sendIndications
+            HOST6, server.port, HOST6, echoPeer6.port, ["-x"], sendIndications=sendIndications,
+            transport=transport,
         )
     )
     assertNoLoss(
         runUclient(
-            HOST6, server.port, HOST, echoPeer.port, ["-X"], sendIndications=sendIndications
+            HOST6, server.port, HOST, echoPeer.port, ["-X"], sendIndications=sendIndications,
+            transport=transport,
         )
     )

@@ -111,19 +111,21 @@ def test_badConfigFile(tmp_path) -> None:
 def test_ipv4AndIPv6Wildcards(turnServer, echoPeer) -> None:
     """
     Listening on 127.0.0.1 and on the IPv6 wildcard on the same port works (the IPv6
-    listener is IPv6-only), and clients of both families relay with no loss.
+    listeners, UDP and TCP, are IPv6-only), and clients of both families relay with no loss
+    over UDP and TCP.
     """
     server = turnServer(
         "--listening-ip", "::", "--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers"
     )
     for serverHost in ("127.0.0.1", "::1"):
-        result = runUclient(
-            server.port, echoPeer.port, ("-u", USER, "-w", PASSWORD), messages=20, clients=1,
-            serverHost=serverHost,
-        )
-        assert result.stats == {"sent": 20, "received": 20, "lost": 0, "sendDropped": 0}, (
-            serverHost, result,
-        )
+        for transport in ("udp", "tcp"):
+            result = runUclient(
+                server.port, echoPeer.port, ("-u", USER, "-w", PASSWORD), messages=20,
+                clients=1, serverHost=serverHost, transport=transport,
+            )
+            assert result.stats == {
+                "sent": 20, "received": 20, "lost": 0, "sendDropped": 0,
+            }, (serverHost, transport, result)
 
 
 def test_busyPortIsOneLine(tmp_path) -> None:
