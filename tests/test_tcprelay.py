@@ -413,3 +413,15 @@ class TcpRelayServerTests(SynchronousTestCase):
         self.assertEqual(len(self.server.table), 0)
         self.assertTrue(peer.transport.disconnected)
         self.assertFalse(self.ports.holds(*allocation.relayAddress))
+
+    def test_connectionCap(self):
+        """
+        Past C{maxConnections} peer connections an allocation's Connect gets 508 and peers
+        connecting in are refused.
+        """
+        allocation = self.allocate()
+        self.permit()
+        self.relays.maxConnections = 1
+        self.assertEqual(self.connectPeer().messageClass, MessageClass.SUCCESS)
+        self.assertEqual(errorOf(self.connectPeer(("8.8.4.4", 1))), 508)
+        self.assertIsNone(allocation.relayPort.buildProtocol(IPv4Address("TCP", *PEER)))

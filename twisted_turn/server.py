@@ -653,6 +653,8 @@ class TurnServer:
         address = (host, peer.port)
         if self.tcpRelays.connectionTo(allocation, address) is not None:
             raise StunError(446)
+        if self.tcpRelays.connectionCount(allocation) >= self.tcpRelays.maxConnections:
+            raise StunError(508, "Too many TCP connections")
         client = fiveTuple.client
 
         def done(connectionId: Optional[int]) -> None:

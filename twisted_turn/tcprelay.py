@@ -42,6 +42,10 @@ MAX_PENDING = 65536
 #: Pending connections per relayed TCP address.
 RELAY_BACKLOG = 16
 
+#: Most peer connections (made, being made, bound or not) one allocation may have at once:
+#: each can hold L{MAX_PENDING} bytes, so this bounds what one client costs.
+MAX_CONNECTIONS = 256
+
 
 class PeerConnection(Protocol):
     """
@@ -169,8 +173,9 @@ class TcpRelayListener(Factory):
             allocation is None
             or allocation.expiresAt < now
             or not allocation.hasPermission(addr.host, now)
+            or self._relays.connectionCount(allocation) >= self._relays.maxConnections
         ):
-            # RFC 6062 section 5.3: no permission, no connection.
+            # RFC 6062 section 5.3: no permission, no connection (nor past the cap).
             self._relays.counters["tcpRelayPeerRefused"] += 1
             return None
         connection = PeerConnection(self._relays, allocation, (addr.host, addr.port))
@@ -195,6 +200,7 @@ class TcpRelays:
         # Outgoing connections not connected yet, by allocation.
         self._connecting: Dict[int, List[PeerConnection]] = {}
         self.notifyAttempt: Callable[[Any, Any, int], None] = lambda *args: None
+        self.maxConnections = MAX_CONNECTIONS
 
     # -- relayed addresses --------------------------------------------------------------------
 
@@ -259,6 +265,13 @@ class TcpRelays:
 
     def count(self) -> int:
         return len(self._byId)
+
+    def connectionCount(self, allocation: Any) -> int:
+        """
+        The allocation's peer connections, those being made included.
+        """
+        key = id(allocation)
+        return len(self._byAllocation.get(key, ())) + len(self._connecting.get(key, ()))
 
     # -- incoming and outgoing ----------------------------------------------------------------
 
