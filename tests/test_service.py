@@ -202,8 +202,8 @@ class TurnServiceTests(SynchronousTestCase):
     def test_tcpRelayWiring(self):
         """
         --tcp-relay gives the server a TCP relay registry and a port allocator of its own on
-        the relay addresses, whose ports the peer policy counts as the server's own; without it
-        there is none.
+        the relay addresses, whose ports the peer policy counts as the server's own for TCP
+        connections only (and UDP relay ports for UDP only); without it there is none.
         """
         service = self.makeService(tcpRelay=True)
         self.assertIsNotNone(service.server.tcpRelays)
@@ -211,8 +211,14 @@ class TurnServiceTests(SynchronousTestCase):
         ports = service.server.tcpRelayPorts
         self.assertEqual(ports.relayHosts, ("198.51.100.1",))
         ports.inUse["198.51.100.1"].add(50001)
-        self.assertTrue(service.server._policy.isAllowed("198.51.100.1", 50001))
-        self.assertFalse(service.server._policy.isAllowed("198.51.100.1", 50002))
+        service.server.relays.inUse["198.51.100.1"].add(50003)
+        policy = service.server._policy
+        self.assertTrue(policy.isAllowed("198.51.100.1", 50001, tcp=True))
+        self.assertFalse(policy.isAllowed("198.51.100.1", 50002, tcp=True))
+        # A port held by one protocol opens nothing for the other.
+        self.assertFalse(policy.isAllowed("198.51.100.1", 50001))
+        self.assertFalse(policy.isAllowed("198.51.100.1", 50003, tcp=True))
+        self.assertTrue(policy.isAllowed("198.51.100.1", 50003))
         self.assertIsNone(self.makeService().server.tcpRelays)
 
     def test_noUdp(self):

@@ -26,6 +26,7 @@ from twisted_turn.stun.attributes import (
     RequestedTransport,
     Username,
     XorPeerAddress,
+    XorRelayedAddress,
 )
 from twisted_turn.stun.message import (
     MessageClass,
@@ -246,7 +247,7 @@ class TcpRelayServerTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
         self.relays = TcpRelays(self.reactor, Counter())
-        self.ports = RelayPortAllocator(self.relays.open, ("203.0.113.10",), 50000, 50099)
+        self.ports = RelayPortAllocator(self.relays.open, ("203.0.113.10",), 50100, 50199)
         self.fixture = ServerFixture(
             users=(("alice", "secret"), ("bob", "builder")),
             tcpRelays=self.relays, tcpRelayPorts=self.ports,
@@ -425,3 +426,21 @@ class TcpRelayServerTests(SynchronousTestCase):
         self.assertEqual(self.connectPeer().messageClass, MessageClass.SUCCESS)
         self.assertEqual(errorOf(self.connectPeer(("8.8.4.4", 1))), 508)
         self.assertIsNone(allocation.relayPort.buildProtocol(IPv4Address("TCP", *PEER)))
+
+    def test_connectToOwnRelayPorts(self):
+        """
+        Connect reaches the server's own relay address only on the port of a TCP relay: a port
+        held by a UDP relay socket gets 403, so a TCP service listening there stays out of
+        reach.
+        """
+        self.server._policy._tcpRelayPortOpen = self.ports.holds
+        udpAllocation = self.fixture.client(("192.0.2.9", 9)).request(
+            Method.ALLOCATE, [RequestedTransport(17)]
+        )
+        udpPort = udpAllocation.get(XorRelayedAddress).port
+        other = StreamTestClient(self.server, self.fixture.clock, ("192.0.2.5", 40003))
+        tcpTarget = self.allocate(other).relayAddress
+        self.allocate()
+        self.assertEqual(errorOf(self.connectPeer(("203.0.113.10", udpPort))), 403)
+        response = self.connectPeer(tcpTarget)
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS, errorOf(response))

@@ -200,6 +200,7 @@ class PeerPolicy:
         denied: Iterable[str] = (),
         relayAddresses: Union[Iterable[str], Mapping[str, str]] = (),
         relayPortOpen: Callable[[str, int], bool] = lambda host, port: False,
+        tcpRelayPortOpen: Callable[[str, int], bool] = lambda host, port: False,
     ) -> None:
         """
         @param allowLoopback: do not deny C{127.0.0.0/8} and C{::1} (coturn's
@@ -213,8 +214,11 @@ class PeerPolicy:
             or a mapping of each address a client may use (relay or --external-ip address) to
             the relay address bound.  An unspecified address (C{0.0.0.0}, C{::}) is ignored
             since sending to it reaches the local host.
-        @param relayPortOpen: C{relayPortOpen(relayHost, port)}: does this server hold a relay
-            socket there?  Without it, relay addresses pass only for permissions.
+        @param relayPortOpen: C{relayPortOpen(relayHost, port)}: does this server hold a UDP
+            relay socket there?  Without it, relay addresses pass only for permissions.
+        @param tcpRelayPortOpen: the same for the listening sockets of TCP relays (RFC 6062),
+            asked for TCP connections only: a UDP relay port must not open the way to a TCP
+            service on the same port, nor the other way round.
         @raise ValueError: a range or relay address does not parse.
         """
         deniedTexts = _DEFAULT_DENIED + (() if allowLoopback else _LOOPBACK)
@@ -231,13 +235,15 @@ class PeerPolicy:
             if not address.is_unspecified and not (allowLoopback and address.is_loopback)
         }
         self._relayPortOpen = relayPortOpen
+        self._tcpRelayPortOpen = tcpRelayPortOpen
         self._reachable = _RangeSet(parseAddressRange(text) for text in allowed)
         self._denied = _RangeSet(parseAddressRange(text) for text in (*deniedTexts, *denied))
 
-    def isAllowed(self, host: str, port: Optional[int] = None) -> bool:
+    def isAllowed(self, host: str, port: Optional[int] = None, tcp: bool = False) -> bool:
         """
         May a client create a permission for (C{port} L{None}), or bind a channel or send to
-        (C{port} given), C{host}?
+        (C{port} given), C{host}?  With C{tcp}, may a TCP relay connect to C{host} and C{port}
+        (RFC 6062 Connect)?
 
         The server's own relay address passes without a port (a permission is per IP) and with
         the port of an open relay socket, whatever deny ranges it is in; L{isPortRestricted}
@@ -256,7 +262,9 @@ class PeerPolicy:
             # Whatever ranges it is in, the TURN host's own address reaches only its relay
             # sockets: not its listener (a relayed request would come from the server itself)
             # nor its other services (which may trust their own address).
-            return port is None or self._relayPortOpen(bound, port)
+            if port is None:
+                return True
+            return (self._tcpRelayPortOpen if tcp else self._relayPortOpen)(bound, port)
         return address not in self._denied
 
     def isPortRestricted(self, host: str) -> bool:

@@ -649,7 +649,7 @@ class TurnServer:
         peer = request.get(XorPeerAddress)
         if peer is None:
             raise StunError(400, "Missing XOR-PEER-ADDRESS")
-        host = self._checkPeer(allocation, peer, withPort=True)
+        host = self._checkPeer(allocation, peer, withPort=True, tcp=True)
         address = (host, peer.port)
         if self.tcpRelays.connectionTo(allocation, address) is not None:
             raise StunError(446)
@@ -749,19 +749,20 @@ class TurnServer:
         self._reply(request, transport, fiveTuple.client, [Lifetime(lifetime)], credentials)
 
     def _checkPeer(
-        self, allocation: Allocation, peer: XorPeerAddress, withPort: bool = False
+        self, allocation: Allocation, peer: XorPeerAddress, withPort: bool = False,
+        tcp: bool = False,
     ) -> str:
         """
         The peer's host as a permission key (the codec formats it as the socket module reports
         peer addresses), after the family and policy checks; with C{withPort} the policy also
-        judges the port (a channel goes to one port).
+        judges the port (a channel goes to one port), with C{tcp} as a TCP connection's.
 
         @raise StunError: 443 for a peer of a family the allocation has no relayed address of,
             403 for a peer the policy refuses.
         """
         if not allocation.hasFamily(familyOf(peer.host)):
             raise StunError(443)
-        if not self._policy.isAllowed(peer.host, peer.port if withPort else None):
+        if not self._policy.isAllowed(peer.host, peer.port if withPort else None, tcp):
             self.counters["peerDenied"] += 1
             raise StunError(403, "Peer address not allowed")
         return peer.host

@@ -211,11 +211,6 @@ class TurnService(MultiService):
                 self.tcpRelays.open, tuple(self.relayHosts), config.minPort, config.maxPort
             )
 
-        def relayPortOpen(host: str, port: int) -> bool:
-            return relays.holds(host, port) or (
-                tcpRelayPorts is not None and tcpRelayPorts.holds(host, port)
-            )
-
         policy = PeerPolicy(
             allowLoopback=config.allowLoopbackPeers,
             noMulticast=config.noMulticastPeers,
@@ -225,7 +220,10 @@ class TurnService(MultiService):
                 **{host: host for host in self.relayHosts},
                 **{public: private for private, public in self.externalAddresses.items()},
             },
-            relayPortOpen=relayPortOpen,
+            relayPortOpen=relays.holds,
+            tcpRelayPortOpen=(
+                tcpRelayPorts.holds if tcpRelayPorts is not None else lambda host, port: False
+            ),
         )
         self.server = TurnServer(
             clock=reactor,
