@@ -588,6 +588,29 @@ class LimitTests(DtlsTestCase):
         self.assertTalks(established)
         self.assertEqual(self.lost, [])
 
+    def test_perSourceAndSessionCaps(self) -> None:
+        """
+        One IP address may hold at most C{maxHandshakesPerSource} handshakes (from any ports),
+        and past C{maxSessions} sessions new ClientHellos are dropped; both keep no state.
+        """
+        server = self.server = self.makeServer(maxHandshakesPerSource=1, maxSessions=2)
+        self.startHandshake(("203.0.113.1", 1))
+        second = Client(("203.0.113.1", 2))
+        server.datagramReceived(second.output(), second.addr)
+        for data in self.takeSent(second.addr):
+            second.input(data)
+        server.datagramReceived(second.output(), second.addr)
+        self.assertEqual(server.counters["handshakesFullForSource"], 1)
+        self.assertNotIn(second.addr, server._handshaking)
+        self.connect(("203.0.113.2", 1))
+        third = Client(("203.0.113.3", 1))
+        server.datagramReceived(third.output(), third.addr)
+        for data in self.takeSent(third.addr):
+            third.input(data)
+        server.datagramReceived(third.output(), third.addr)
+        self.assertEqual(server.counters["sessionsFull"], 1)
+        self.assertEqual(server.sessions + server.handshakesInProgress, 2)
+
     def test_handshakeTimeout(self) -> None:
         """
         A handshake still in progress C{handshakeTimeout} seconds after it started is dropped by

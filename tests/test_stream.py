@@ -8,7 +8,12 @@ from twisted.internet.error import ConnectionDone
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_turn.allocation import FiveTuple
-from twisted_turn.stream import IDLE_TIMEOUT, StreamListenerFactory, StreamConnection
+from twisted_turn.stream import (
+    IDLE_TIMEOUT,
+    PRE_ALLOCATION_BUFFER,
+    StreamConnection,
+    StreamListenerFactory,
+)
 from twisted_turn.stun.attributes import (
     ChannelNumber,
     Data,
@@ -222,10 +227,17 @@ class StreamConnectionTests(SynchronousTestCase):
 
     def test_bufferBounded(self):
         """
-        A message announced larger than the framer's bound closes the connection; a partial
-        message within it is buffered, never more than L{MAX_MESSAGE} bytes.
+        Before an allocation a connection may not send a message over
+        L{PRE_ALLOCATION_BUFFER} bytes (it is closed at the header); with one, a partial
+        message is buffered up to L{MAX_MESSAGE} bytes, and a ChannelData message announced
+        beyond the bound closes the connection.
         """
         header = encodeMessage(Method.BINDING, MessageClass.REQUEST, newTransactionId(), [])
+        announced = header[:2] + (0x2000).to_bytes(2, "big") + header[4:]
+        early = StreamTestClient(self.server, self.clock, ("192.0.2.6", 2))
+        early.stream.dataReceived(announced)
+        self.assertTrue(early.wire.disconnected)
+        self.allocate()
         announced = header[:2] + (0xFFFC).to_bytes(2, "big") + header[4:]
         self.stream.dataReceived(announced + bytes(60000))
         self.assertFalse(self.wire.disconnecting)
@@ -236,6 +248,21 @@ class StreamConnectionTests(SynchronousTestCase):
         other.stream._framer.acceptChannelData = True
         other.stream.dataReceived(b"\x40\x00\x04\x00")
         self.assertTrue(other.wire.disconnected)
+
+    def test_responsesSurviveBackpressure(self):
+        """
+        While paused, STUN responses still go out (a client over TCP does not retransmit);
+        only relayed data (ChannelData, Data indications) is dropped.
+        """
+        allocation = self.allocate()
+        self.client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*PEER)])
+        relay = self.fixture.relayFactory.open[allocation.relayAddress]
+        self.stream.pauseProducing()
+        response = self.client.request(Method.REFRESH, [Lifetime(600)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        relay.datagramReceived(b"dropped", PEER)
+        self.assertEqual(self.client.received(), [])
+        self.assertEqual(self.server.counters["dropStreamBackpressure"], 1)
 
     def test_backpressureDropsRelayedData(self):
         """
@@ -290,6 +317,68 @@ class StreamConnectionTests(SynchronousTestCase):
 
 
 class StreamListenerFactoryTests(SynchronousTestCase):
+    def connect(self, factory, host, port=1000):
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        connection = factory.buildProtocol(IPv4Address("TCP", host, port))
+        wire = StringTransport(
+            hostAddress=IPv4Address("TCP", "198.51.100.1", 3478),
+            peerAddress=IPv4Address("TCP", host, port),
+        )
+        connection.makeConnection(wire)
+        return connection, wire
+
+    def test_pendingLimits(self):
+        """
+        Past C{maxPendingPerSource} connections without an allocation from one IP, or
+        C{maxPending} in all, new connections are closed at once and counted; a connection
+        that allocates, or closes, frees its place.
+        """
+        fixture = ServerFixture()
+        factory = StreamListenerFactory(fixture.server, fixture.clock)
+        factory.maxPendingPerSource, factory.maxPending = 2, 3
+        first, _ = self.connect(factory, "192.0.2.5", 1)
+        second, _ = self.connect(factory, "192.0.2.5", 2)
+        _, refused = self.connect(factory, "192.0.2.5", 3)
+        self.assertTrue(refused.disconnected)
+        self.assertEqual(fixture.server.counters["tcpRefused"], 1)
+        _, other = self.connect(factory, "192.0.2.6", 1)
+        self.assertFalse(other.disconnecting)
+        _, overall = self.connect(factory, "192.0.2.7", 1)
+        self.assertTrue(overall.disconnected)
+        first.connectionLost(Failure(ConnectionDone()))
+        _, again = self.connect(factory, "192.0.2.5", 4)
+        self.assertFalse(again.disconnecting)
+        self.assertEqual(factory.pending, {"192.0.2.5": 2, "192.0.2.6": 1})
+
+    def test_allocationLeavesPending(self):
+        """
+        A connection that allocates no longer counts against the limits, and may then send
+        messages larger than L{PRE_ALLOCATION_BUFFER}.
+        """
+        fixture = ServerFixture()
+        factory = StreamListenerFactory(fixture.server, fixture.clock)
+        client = StreamTestClient(fixture.server, fixture.clock, CLIENT)
+        client.stream.factory = factory
+        factory.admit(client.stream)
+        client.stream._pending = True
+        response = client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.assertEqual((factory.pending, factory.pendingTotal), ({}, 0))
+        self.assertGreater(client.stream._framer.maxBuffered, PRE_ALLOCATION_BUFFER)
+
+    def test_stopFactoryClosesConnections(self):
+        """
+        When its last listener stops, the factory aborts its client connections.
+        """
+        fixture = ServerFixture()
+        factory = StreamListenerFactory(fixture.server, fixture.clock)
+        _, wire = self.connect(factory, "192.0.2.5")
+        factory.doStart()
+        factory.doStop()
+        self.assertTrue(wire.disconnected)
+
     def test_buildsConnections(self):
         """
         The factory builds a L{StreamConnection} per connection, with its transport name and
@@ -341,6 +430,23 @@ class SpliceTests(SynchronousTestCase):
         self.stream.dataReceived(b"\xffnot stun")
         self.assertEqual(self.peer.transport.value(), request[:10] + b"\xffnot stun")
         self.assertFalse(self.client.wire.disconnecting)
+
+    def test_pipelinedBytesKeepOrder(self):
+        """
+        A ConnectionBind followed in the same segment by a whole message and a partial one:
+        the peer gets the message, then the partial bytes, in the order sent.
+        """
+        original = self.fixture.server.handleStun
+
+        def handleStun(data, transport, *args):
+            original(data, transport, *args)
+            if self.stream.spliced is None:
+                transport.splice(self.peer)
+
+        self.fixture.server.handleStun = handleStun
+        bind, whole, partial = binding(), binding(), binding()[:7]
+        self.stream.dataReceived(bind + whole + partial)
+        self.assertEqual(self.peer.transport.value(), whole + partial)
 
     def test_bytesAfterBindInSameSegment(self):
         """

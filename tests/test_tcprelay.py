@@ -137,6 +137,14 @@ class TcpRelaysTests(SynchronousTestCase):
         connection.bound(FakeClient())
         self.assertIsNone(self.relays.bind(connectionId, "alice"))
 
+    def test_bindAfterExpiry(self):
+        """
+        A connection of an allocation that has expired (not yet swept) cannot be bound.
+        """
+        connection = self.acceptPeer()
+        self.allocation.expiresAt = self.reactor.seconds() - 1
+        self.assertIsNone(self.relays.bind(connection.connectionId, "alice"))
+
     def test_bindTimeout(self):
         """
         A connection not bound within L{BIND_TIMEOUT} seconds is aborted and forgotten.

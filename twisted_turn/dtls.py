@@ -343,7 +343,9 @@ class DtlsServer:
         sends, for a handshake in progress), C{dropBadHello} (a ClientHello that C{DTLSv1_listen}
         dropped), C{cookieSent} (HelloVerifyRequests sent), C{cookieBad} (a cookie that was
         present but wrong, expired or for another address), C{handshakesStarted},
-        C{handshakesFull} (a valid ClientHello dropped at L{maxHandshakes}), C{handshakeTimeout},
+        C{handshakesFull} (a valid ClientHello dropped at L{maxHandshakes}),
+        C{handshakesFullForSource} (at L{maxHandshakesPerSource}), C{sessionsFull} (at
+        L{maxSessions}), C{handshakeTimeout},
         C{handshakeFailed}, C{established}, C{retransmit} (flights resent by L{tick}),
         C{replaced} (a session superseded by a new handshake from its address),
         C{closedByPeer} (close_notify received), C{closed} (L{close} or L{closeAll}),
@@ -367,6 +369,8 @@ class DtlsServer:
         handshakeTimeout: float = 10.0,
         cookieSecret: Optional[bytes] = None,
         mtu: int = DEFAULT_MTU,
+        maxHandshakesPerSource: int = 8,
+        maxSessions: int = 10000,
     ) -> None:
         """
         @param contextFactory: called for each ClientHello that goes through the cookie exchange;
@@ -381,6 +385,9 @@ class DtlsServer:
         @param lost: C{lost(addr)} is told that a session which had finished its handshake is gone:
             closed by either side, failed or replaced.
         @param maxHandshakes: the most handshakes in progress at once.
+        @param maxHandshakesPerSource: the most handshakes in progress from one IP address (from
+            many ports): one host cannot hold the whole of C{maxHandshakes}.
+        @param maxSessions: the most sessions, established or being established.
         @param handshakeTimeout: seconds a handshake may take before L{tick} drops it.
         @param cookieSecret: the HMAC key of the cookies (32 random bytes if not given); servers
             sharing it accept each other's cookies.
@@ -392,6 +399,8 @@ class DtlsServer:
         self._deliver = deliver
         self._lost = lost
         self.maxHandshakes = maxHandshakes
+        self.maxHandshakesPerSource = maxHandshakesPerSource
+        self.maxSessions = maxSessions
         self.handshakeTimeout = handshakeTimeout
         self._mtu = mtu
         self._cookieSecret = os.urandom(32) if cookieSecret is None else bytes(cookieSecret)
@@ -553,6 +562,23 @@ class DtlsServer:
                     cap=self.maxHandshakes,
                     count=self.counters["handshakesFull"],
                 )
+            return
+        if addr not in self._handshaking and (
+            sum(1 for other in self._handshaking if other[0] == addr[0])
+            >= self.maxHandshakesPerSource
+        ):
+            self.counters["handshakesFullForSource"] += 1
+            return
+        if (
+            existing is None
+            and addr not in self._handshaking
+            and len(self._established) + len(self._handshaking) >= self.maxSessions
+        ):
+            self.counters["sessionsFull"] += 1
+            if worthLogging(self.counters["sessionsFull"]):
+                _log.info("DTLS sessions at their cap ({cap}): ClientHello dropped "
+                          "({count} so far)", cap=self.maxSessions,
+                          count=self.counters["sessionsFull"])
             return
         if existing is not None:
             self.counters["replaced"] += 1

@@ -20,7 +20,7 @@ Lifetime rules:
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Set
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
@@ -30,12 +30,25 @@ from twisted_turn import udp
 from twisted_turn._log import makeLogger
 from twisted_turn.allocation import Address
 from twisted_turn.protocol import relayChannelData, reportInternalError
-from twisted_turn.stun.framing import FramingError, StreamFramer
+from twisted_turn.stun.framing import MAX_MESSAGE, FramingError, StreamFramer
 
 _log = makeLogger(__name__)
 
 #: Seconds a connection may go without a live allocation before it is closed.
 IDLE_TIMEOUT = 30.0
+
+#: Largest message a connection may send before it has an allocation: requests are small, so
+#: an unauthenticated connection cannot make the server hold 64 kB for it.
+PRE_ALLOCATION_BUFFER = 4096
+
+#: Connections without an allocation (yet) allowed from one client IP address, and in all, per
+#: listener factory: past either, new connections are closed at once.  Connections with an
+#: allocation, and bound RFC 6062 data connections, do not count.
+MAX_PENDING_PER_SOURCE = 64
+MAX_PENDING = 4096
+
+#: The first two bytes of a Data indication (method DATA, class indication).
+_DATA_INDICATION = b"\x00\x17"
 
 _PADDING = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
@@ -54,8 +67,11 @@ class StreamConnection(Protocol):
         self._clock = clock
         self.protocolName = protocolName
         self._idleTimeout = idleTimeout
-        self._framer = StreamFramer(acceptChannelData=False)
+        self._framer = StreamFramer(maxBuffered=PRE_ALLOCATION_BUFFER, acceptChannelData=False)
         self._paused = False
+        self._pending = False
+        self._inDataReceived = False
+        self.factory: Any = None
         self._idleCall: Any = None
         self._closed = False
         self.client: Address = ("", 0)
@@ -71,6 +87,13 @@ class StreamConnection(Protocol):
         host = self.transport.getHost()
         self.client = (peer.host, peer.port)
         self.serverAddress = (host.host, host.port)
+        if self.factory is not None:
+            if not self.factory.admit(self):
+                self._closed = True
+                self._counters[self.protocolName + "Refused"] += 1
+                self.transport.abortConnection()
+                return
+            self._pending = True
         self._clients = self._server.table.clientsOf(self.protocolName, self.serverAddress)
         self._counters[self.protocolName + "Connections"] += 1
         # Media: no Nagle delay on small ChannelData writes.
@@ -102,7 +125,22 @@ class StreamConnection(Protocol):
                    protocol=self.protocolName, client=self.client)
         self.transport.abortConnection()
 
+    def _settled(self) -> None:
+        """
+        The connection has an allocation or is a bound data connection: it no longer counts
+        against the limits on connections without one, and may send messages of any size.
+        """
+        self._framer.maxBuffered = MAX_MESSAGE
+        if self._pending:
+            self._pending = False
+            self.factory.release(self)
+
     def connectionLost(self, reason: Any = None) -> None:
+        if self._pending:
+            self._pending = False
+            self.factory.release(self)
+        if self.factory is not None:
+            self.factory.forget(self)
         self._closed = True
         if self._idleCall is not None and self._idleCall.active():
             self._idleCall.cancel()
@@ -121,6 +159,13 @@ class StreamConnection(Protocol):
         if self.spliced is not None:
             self.spliced.transport.write(data)
             return
+        self._inDataReceived = True
+        try:
+            self._frame(data)
+        finally:
+            self._inDataReceived = False
+
+    def _frame(self, data: bytes) -> None:
         try:
             messages = self._framer.feed(data)
         except FramingError as e:
@@ -139,9 +184,13 @@ class StreamConnection(Protocol):
                     break
                 if self.spliced is not None:
                     # Bytes the client sent after its ConnectionBind, before the answer: they
-                    # belong to the peer (a well-behaved client waits, RFC 6062 section 4.3).
+                    # belong to the peer (a well-behaved client waits, RFC 6062 section 4.3),
+                    # the messages framed after the bind first, then the unframed tail.
                     for raw in messages[index:]:
                         self.spliced.transport.write(raw)
+                    leftover = self._framer.take()
+                    if leftover:
+                        self.spliced.transport.write(leftover)
                     break
                 self._messageReceived(message)
         finally:
@@ -165,6 +214,7 @@ class StreamConnection(Protocol):
                     allocation = self._clients.get(self.client)
                     if allocation is not None and allocation.clientTransport is self:
                         self._framer.acceptChannelData = True
+                        self._settled()
         except Exception:
             reportInternalError(self._counters)
 
@@ -175,11 +225,14 @@ class StreamConnection(Protocol):
         peer connection.
         """
         self.spliced = peerConnection
+        self._settled()
         self.transport.unregisterProducer()
-        leftover = self._framer.take()
         peerConnection.bound(self)
-        if leftover:
-            peerConnection.transport.write(leftover)
+        if not self._inDataReceived:
+            # Otherwise dataReceived forwards what it framed after the bind, then the tail.
+            leftover = self._framer.take()
+            if leftover:
+                peerConnection.transport.write(leftover)
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -188,8 +241,13 @@ class StreamConnection(Protocol):
         Send one STUN or ChannelData message to this connection's client (C{addr} is the
         client's address, as for a UDP transport, and is not needed).
         """
-        if self._paused or self._closed:
-            self._counters["dropStreamBackpressure" if self._paused else "dropStreamClosed"] += 1
+        if self._closed:
+            self._counters["dropStreamClosed"] += 1
+            return
+        if self._paused and (data[0] >= 0x40 or data[:2] == _DATA_INDICATION):
+            # Only relayed data is dropped: responses and ConnectionAttempt indications are
+            # few (one per request of the client's), and a client over TCP does not retransmit.
+            self._counters["dropStreamBackpressure"] += 1
             return
         if data[0] >= 0x40:
             data += _PADDING[len(data) & 3]
@@ -225,6 +283,12 @@ class StreamListenerFactory(Factory):
         self._clock = clock
         self.protocolName = protocolName
         self.idleTimeout = idleTimeout
+        self.maxPendingPerSource = MAX_PENDING_PER_SOURCE
+        self.maxPending = MAX_PENDING
+        #: Client IP to its connections without an allocation.
+        self.pending: Dict[str, int] = {}
+        self.pendingTotal = 0
+        self.connections: Set[StreamConnection] = set()
 
     def buildProtocol(self, addr: Any) -> StreamConnection:
         connection = StreamConnection(
@@ -232,3 +296,34 @@ class StreamListenerFactory(Factory):
         )
         connection.factory = self
         return connection
+
+    def admit(self, connection: StreamConnection) -> bool:
+        """
+        Count a new connection as pending, or refuse it past the limits.
+        """
+        host = connection.client[0]
+        count = self.pending.get(host, 0)
+        if count >= self.maxPendingPerSource or self.pendingTotal >= self.maxPending:
+            return False
+        self.pending[host] = count + 1
+        self.pendingTotal += 1
+        self.connections.add(connection)
+        return True
+
+    def release(self, connection: StreamConnection) -> None:
+        host = connection.client[0]
+        remaining = self.pending.get(host, 1) - 1
+        if remaining > 0:
+            self.pending[host] = remaining
+        else:
+            self.pending.pop(host, None)
+        self.pendingTotal -= 1
+
+    def forget(self, connection: StreamConnection) -> None:
+        self.connections.discard(connection)
+
+    def stopFactory(self) -> None:
+        # The last listener using this factory stopped (the service is stopping): end the
+        # client connections too, which deletes their allocations.
+        for connection in list(self.connections):
+            connection.transport.abortConnection()

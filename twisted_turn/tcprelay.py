@@ -336,8 +336,8 @@ class TcpRelays:
 
     def bind(self, connectionId: int, username: Optional[str]) -> Optional[PeerConnection]:
         """
-        The connection C{connectionId} for a ConnectionBind by C{username}, taken out of the
-        waiting set; L{None} if it is unknown, already bound or another user's.
+        The connection C{connectionId} for a ConnectionBind by C{username}; L{None} if it is
+        unknown, already bound, another user's, or its allocation has expired.
         """
         connection = self._byId.get(connectionId)
         if (
@@ -345,6 +345,7 @@ class TcpRelays:
             or connection.client is not None
             or connection.closed
             or connection.allocation.username != username
+            or connection.allocation.expiresAt < self.clock.seconds()
         ):
             return None
         return connection
