@@ -3,13 +3,14 @@ Tests for L{twisted_turn.tcprelay}: RFC 6062 relayed TCP addresses, peer connect
 connection ids, on Twisted's memory reactor.
 """
 
+import socket
 from collections import Counter
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_turn.allocation import FiveTuple
 from twisted_turn.relay import RelayPortAllocator
@@ -56,6 +57,7 @@ class FakeAllocation:
     def __init__(self, username="alice", permitted=("8.8.8.8",)):
         self.username = username
         self.expiresAt = float("inf")
+        self.relayAddress = ("203.0.113.10", 50000)
         self.permitted = set(permitted)
         self.relayPort = None
 
@@ -203,7 +205,7 @@ class TcpRelaysTests(SynchronousTestCase):
         connection gets an id, is found by L{TcpRelays.connectionTo} and can be bound.
         """
         results = []
-        self.relays.connect(self.allocation, PEER, "203.0.113.10", results.append)
+        self.relays.connect(self.allocation, PEER, ("203.0.113.10", 50000), results.append)
         host, port, factory, timeout, bindAddress = self.reactor.tcpClients[0]
         self.assertEqual(((host, port), timeout, bindAddress),
                          (PEER, CONNECT_TIMEOUT, ("203.0.113.10", 0)))
@@ -219,7 +221,7 @@ class TcpRelaysTests(SynchronousTestCase):
         A failed connect reports L{None} and leaves nothing behind.
         """
         results = []
-        self.relays.connect(self.allocation, PEER, "203.0.113.10", results.append)
+        self.relays.connect(self.allocation, PEER, ("203.0.113.10", 50000), results.append)
         factory = self.reactor.tcpClients[0][2]
         factory.clientConnectionFailed(None, Failure(ConnectionDone()))
         self.assertEqual(results, [None])
@@ -235,7 +237,9 @@ class TcpRelaysTests(SynchronousTestCase):
         client = FakeClient()
         incoming.bound(client)
         results = []
-        self.relays.connect(self.allocation, ("8.8.4.4", 1), "203.0.113.10", results.append)
+        self.relays.connect(
+            self.allocation, ("8.8.4.4", 1), ("203.0.113.10", 50000), results.append
+        )
         self.listener.close()
         self.assertTrue(incoming.transport.disconnected)
         self.assertTrue(client.transport.disconnected)
@@ -452,3 +456,50 @@ class TcpRelayServerTests(SynchronousTestCase):
         self.assertEqual(errorOf(self.connectPeer(("203.0.113.10", udpPort))), 403)
         response = self.connectPeer(tcpTarget)
         self.assertEqual(response.messageClass, MessageClass.SUCCESS, errorOf(response))
+
+
+class SameSourcePortTests(SynchronousTestCase):
+    """
+    On a real reactor (never run here) relayed addresses listen with SO_REUSEPORT and
+    connections to peers bind the relayed address itself (RFC 6062 section 5.2).
+    """
+
+    def setUp(self):
+        if not hasattr(socket, "SO_REUSEPORT"):
+            raise SkipTest("no SO_REUSEPORT on this system")
+        from twisted.internet.selectreactor import SelectReactor
+
+        self.reactor = SelectReactor()
+        self.relays = TcpRelays(self.reactor, Counter())
+
+    def test_connectionLeavesFromRelayedPort(self):
+        """
+        The listening socket has SO_REUSEPORT, and a Connect's socket is bound to the same
+        address and port before it connects; deleting the allocation stops the attempt.
+        """
+        self.assertTrue(self.relays.sameSourcePort)
+        listener = self.relays.open("127.0.0.1", 0)
+        relayed = ("127.0.0.1", listener.transport.getHost().port)
+        self.assertTrue(
+            listener.transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+        )
+        allocation = FakeAllocation()
+        listener.attach(allocation)
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            self.relays.connect(allocation, server.getsockname(), relayed, self.fail)
+            [connection] = self.relays._connecting[id(allocation)]
+            self.assertEqual(connection.connector.transport.socket.getsockname(), relayed)
+            listener.close()
+        self.assertEqual(connection.connector.state, "disconnected")
+        self.assertEqual(self.relays._connecting, {})
+        for call in self.reactor.getDelayedCalls():
+            call.cancel()
+
+    def test_memoryReactorFallsBack(self):
+        """
+        A reactor without real sockets (a test's memory reactor) gets the plain calls.
+        """
+        self.assertFalse(TcpRelays(MemoryReactorClock(), Counter()).sameSourcePort)
+

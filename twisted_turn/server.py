@@ -665,7 +665,7 @@ class TurnServer:
                             credentials)
 
         self.counters["tcpConnect"] += 1
-        self.tcpRelays.connect(allocation, address, allocation.relayAddress[0], done)
+        self.tcpRelays.connect(allocation, address, allocation.relayAddress, done)
 
     def _connectionBind(
         self,

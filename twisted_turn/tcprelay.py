@@ -21,9 +21,12 @@ copied both ways with back-pressure: each side's transport is the other side's p
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable, Dict, List, Optional
+import socket
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from twisted.internet import tcp
 from twisted.internet.error import CannotListenError
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from twisted_turn._log import makeLogger
@@ -47,6 +50,39 @@ RELAY_BACKLOG = 16
 MAX_CONNECTIONS = 256
 
 
+def _reusePort(sock: socket.socket) -> socket.socket:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+class _RelayedPort(tcp.Port):
+    """
+    The listening socket of a relayed TCP address, with C{SO_REUSEPORT}, so that connections to
+    peers can leave from the same address and port (RFC 6062 section 5.2).  Its close is not
+    logged: one opens and closes per TCP allocation.
+    """
+
+    def createInternetSocket(self) -> socket.socket:
+        return _reusePort(tcp.Port.createInternetSocket(self))
+
+    def _logConnectionLostMsg(self) -> None:
+        pass
+
+
+class _RelayedClient(tcp.Client):
+    def createInternetSocket(self) -> socket.socket:
+        return _reusePort(tcp.Client.createInternetSocket(self))
+
+
+class _RelayedConnector(tcp.Connector):
+    """
+    Connects from a relayed address: the client socket gets C{SO_REUSEPORT} before it binds.
+    """
+
+    def _makeTransport(self) -> tcp.Client:
+        return _RelayedClient(self.host, self.port, self.bindAddress, self, self.reactor)
+
+
 class PeerConnection(Protocol):
     """
     The relay's TCP connection with one peer.
@@ -68,6 +104,8 @@ class PeerConnection(Protocol):
         self.closed = False
         self._bindTimer: Any = None
         self.onConnected: Optional[Callable[["PeerConnection"], None]] = None
+        #: The connector of an outgoing connection (C{IConnector}), or L{None}.
+        self.connector: Any = None
 
     def connectionMade(self) -> None:
         if self.onConnected is not None:
@@ -194,6 +232,12 @@ class TcpRelays:
     def __init__(self, reactor: Any, counters: Any) -> None:
         self._reactor = reactor
         self.clock = reactor
+        # Connections leave from the relayed address itself where the reactor runs real sockets
+        # and the system has SO_REUSEPORT (Linux, the BSDs); elsewhere from the relay host on a
+        # port of the kernel's choice.
+        self.sameSourcePort = hasattr(socket, "SO_REUSEPORT") and isinstance(
+            reactor, PosixReactorBase
+        )
         self.counters = counters
         self._byId: Dict[int, PeerConnection] = {}
         self._byAllocation: Dict[int, Dict[int, PeerConnection]] = {}
@@ -213,9 +257,14 @@ class TcpRelays:
         """
         listener = TcpRelayListener(self)
         try:
-            listener.transport = self._reactor.listenTCP(
-                port, listener, backlog=RELAY_BACKLOG, interface=host
-            )
+            if self.sameSourcePort:
+                relayed = _RelayedPort(port, listener, RELAY_BACKLOG, host, self._reactor)
+                relayed.startListening()
+                listener.transport = relayed
+            else:
+                listener.transport = self._reactor.listenTCP(
+                    port, listener, backlog=RELAY_BACKLOG, interface=host
+                )
         except CannotListenError as e:
             raise OSError(getattr(e.socketError, "errno", None), str(e)) from e
         return listener
@@ -261,7 +310,10 @@ class TcpRelays:
             if connection.client is not None:
                 connection.client.transport.abortConnection()
         for connection in self._connecting.pop(id(allocation), ()):
-            connection.closed = True  # connected() will see it and abort
+            # Its callbacks find it off the connecting list and do nothing more.
+            connection.closed = True
+            if connection.connector is not None:
+                connection.connector.stopConnecting()
 
     def count(self) -> int:
         return len(self._byId)
@@ -281,6 +333,9 @@ class TcpRelays:
         """
         connectionId = self._register(connection)
         self.counters["tcpRelayIncoming"] += 1
+        _log.debug("TCP relay {relay}: peer {peer} connected (connection {connectionId})",
+                   relay=connection.allocation.relayAddress, peer=connection.peer,
+                   connectionId=connectionId)
         try:
             self.notifyAttempt(connection.allocation, connection.peer, connectionId)
         except Exception:
@@ -290,16 +345,17 @@ class TcpRelays:
         self,
         allocation: Any,
         peer: Any,
-        relayHost: str,
+        relayed: Tuple[str, int],
         done: Callable[[Optional[int]], None],
     ) -> None:
         """
-        Connect from the relay address to C{peer}; call C{done(connectionId)} once connected,
-        or C{done(None)} when the connection fails or takes over L{CONNECT_TIMEOUT}.
+        Connect from the relayed address C{relayed} to C{peer}; call C{done(connectionId)} once
+        connected, or C{done(None)} when the connection fails or takes over
+        L{CONNECT_TIMEOUT}.
 
-        The outgoing connection's source port is the kernel's choice, not the relayed port:
-        that one is taken by the listening socket, and Linux refuses to bind a second socket to
-        an address with a listener on it.
+        The connection leaves from the relayed address and port (RFC 6062 section 5.2): both
+        it and the listening socket there have C{SO_REUSEPORT}.  Without L{sameSourcePort} it
+        leaves from the relay host on a port of the kernel's choice.
         """
         connection = PeerConnection(self, allocation, peer)
         self._connecting.setdefault(id(allocation), []).append(connection)
@@ -324,15 +380,23 @@ class TcpRelays:
             done(self._register(connection))
 
         def failed() -> None:
-            stopWaiting()
+            if not stopWaiting():
+                return  # the allocation went away and stopped the attempt
             self.counters["tcpRelayConnectFailed"] += 1
             done(None)
 
         connection.onConnected = connected
-        self._reactor.connectTCP(
-            peer[0], peer[1], _ConnectFactory(connection, failed),
-            timeout=CONNECT_TIMEOUT, bindAddress=(relayHost, 0),
-        )
+        factory = _ConnectFactory(connection, failed)
+        if self.sameSourcePort:
+            connector = _RelayedConnector(
+                peer[0], peer[1], factory, CONNECT_TIMEOUT, relayed, self._reactor
+            )
+            connector.connect()
+        else:
+            connector = self._reactor.connectTCP(
+                peer[0], peer[1], factory, timeout=CONNECT_TIMEOUT, bindAddress=(relayed[0], 0)
+            )
+        connection.connector = connector
 
     def bind(self, connectionId: int, username: Optional[str]) -> Optional[PeerConnection]:
         """

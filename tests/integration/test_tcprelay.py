@@ -7,6 +7,8 @@ Connect, ConnectionAttempt and ConnectionBind from both ends.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.integration.harness import (
@@ -54,6 +56,21 @@ def test_tcpRelayZeroLoss(turnServer, echoPeer, tmp_path, transport) -> None:
     result = runTcpRelay(port, echoPeer.port, transport)
     # uclient -T counts each client of the pair: twice the messages.
     assertNoLoss(result, 2 * MESSAGES)
+
+
+def test_connectionsLeaveFromRelayedAddress(turnServer, echoPeer) -> None:
+    """
+    RFC 6062 section 5.2: a Connect's connection leaves from the relayed address and port.
+    uclient -T connects its two allocations to each other, so every peer the server sees
+    connecting to a relayed address is the other relayed address, port included.
+    """
+    server = turnServer(*STATIC, "--tcp-relay", "--verbose")
+    assertNoLoss(runTcpRelay(server.port, echoPeer.port), 2 * MESSAGES)
+    log = server.log()
+    relayed = set(re.findall(r"Allocated TCP relay (\('[^']+', \d+\))", log))
+    peers = re.findall(r"TCP relay \('[^']+', \d+\): peer (\('[^']+', \d+\)) connected", log)
+    assert relayed and peers, log
+    assert set(peers) <= relayed, (peers, relayed)
 
 
 @pytest.mark.parametrize("option", [(), ("--no-tcp-relay",)], ids=["default", "no-tcp-relay"])
