@@ -192,16 +192,24 @@ class DtlsTestCase(SynchronousTestCase):
         self.assertTrue(self.server.established(addr))
         return client
 
+    def helloWithCookie(self, addr: Any) -> Client:
+        """
+        A client that sends its ClientHello, answers the HelloVerifyRequest, and sends its
+        ClientHello with the cookie; what the server sends back is left in L{sent}.
+        """
+        client = Client(addr)
+        self.server.datagramReceived(client.output(), addr)
+        for data in self.takeSent(addr):
+            client.input(data)
+        self.server.datagramReceived(client.output(), addr)
+        return client
+
     def startHandshake(self, addr: Any) -> Client:
         """
         A client whose cookie exchange is done and whose second ClientHello was answered with the
         server's flight, which is dropped: its handshake stays in progress.
         """
-        client = Client(addr)
-        self.server.datagramReceived(client.output(), addr)
-        (verify,) = self.takeSent(addr)
-        client.input(verify)
-        self.server.datagramReceived(client.output(), addr)
+        client = self.helloWithCookie(addr)
         self.assertTrue(self.takeSent(addr))
         return client
 
@@ -569,11 +577,7 @@ class LimitTests(DtlsTestCase):
         self.startHandshake(("203.0.113.3", 3))
         self.assertEqual(self.server.handshakesInProgress, 2)
 
-        third = Client(("203.0.113.4", 4))
-        self.server.datagramReceived(third.output(), third.addr)
-        for data in self.takeSent(third.addr):
-            third.input(data)
-        self.server.datagramReceived(third.output(), third.addr)
+        third = self.helloWithCookie(("203.0.113.4", 4))
         self.assertEqual(self.takeSent(third.addr), [])
         self.assertEqual(self.server.counters["handshakesFull"], 1)
         self.assertEqual(self.server.handshakesInProgress, 2)
@@ -595,19 +599,11 @@ class LimitTests(DtlsTestCase):
         """
         server = self.server = self.makeServer(maxHandshakesPerSource=1, maxSessions=2)
         self.startHandshake(("203.0.113.1", 1))
-        second = Client(("203.0.113.1", 2))
-        server.datagramReceived(second.output(), second.addr)
-        for data in self.takeSent(second.addr):
-            second.input(data)
-        server.datagramReceived(second.output(), second.addr)
+        second = self.helloWithCookie(("203.0.113.1", 2))
         self.assertEqual(server.counters["handshakesFullForSource"], 1)
         self.assertNotIn(second.addr, server._handshaking)
         self.connect(("203.0.113.2", 1))
-        third = Client(("203.0.113.3", 1))
-        server.datagramReceived(third.output(), third.addr)
-        for data in self.takeSent(third.addr):
-            third.input(data)
-        server.datagramReceived(third.output(), third.addr)
+        self.helloWithCookie(("203.0.113.3", 1))
         self.assertEqual(server.counters["sessionsFull"], 1)
         self.assertEqual(server.sessions + server.handshakesInProgress, 2)
 

@@ -59,6 +59,21 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
+async def echoAndRelay(turn, port: int, **options):
+    """
+    An echo peer on 127.0.0.1 and an aioice TURN endpoint on the server at C{port} (C{options}
+    go to C{create_turn_endpoint}: C{transport}, C{ssl}): C{(echoTransport, peer, relay,
+    inbox)}.
+    """
+    loop = asyncio.get_running_loop()
+    echoTransport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(HOST, 0))
+    peer = echoTransport.get_extra_info("sockname")
+    relay, inbox = await turn.create_turn_endpoint(
+        Inbox, server_addr=(HOST, port), username=USER, password=PASSWORD, **options
+    )
+    return echoTransport, peer, relay, inbox
+
+
 def run(scenario) -> None:
     asyncio.run(asyncio.wait_for(scenario, SCENARIO_TIMEOUT))
 
@@ -76,12 +91,8 @@ def test_relayToEchoPeer(turnServer, turn, transport) -> None:
     server = turnServer("--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers")
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        echoTransport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(HOST, 0))
-        peer = echoTransport.get_extra_info("sockname")
-        relay, inbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD,
-            transport=transport,
+        echoTransport, peer, relay, inbox = await echoAndRelay(
+            turn, server.port, transport=transport
         )
         try:
             relayed = relay.get_extra_info("sockname")

@@ -27,7 +27,7 @@ from tests.integration.harness import (
     stunSummary,
     writeCertificate,
 )
-from tests.integration.test_aioice import Echo, Inbox
+from tests.integration.test_aioice import echoAndRelay
 from tests.integration.test_streams import closedByPeer, readMessages
 
 pytestmark = pytest.mark.integration
@@ -130,12 +130,8 @@ def test_aioiceOverVerifiedTls(turnServer, certificate) -> None:
     turn = requireModule("aioice.turn")
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        echoTransport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(HOST, 0))
-        peer = echoTransport.get_extra_info("sockname")
-        relay, inbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.tlsPort), username=USER, password=PASSWORD,
-            ssl=clientContext(certificate[0]), transport="tcp",
+        echoTransport, peer, relay, inbox = await echoAndRelay(
+            turn, server.tlsPort, ssl=clientContext(certificate[0]), transport="tcp"
         )
         try:
             for payload in (b"over tls", b"\x01" * 1200):
@@ -179,11 +175,8 @@ def test_sighupReloadsCertificate(turnServer, certificate, tmp_path) -> None:
 
     async def scenario() -> bytes:
         loop = asyncio.get_running_loop()
-        echoTransport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(HOST, 0))
-        peer = echoTransport.get_extra_info("sockname")
-        relay, inbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.tlsPort), username=USER, password=PASSWORD,
-            ssl=clientContext(certFile), transport="tcp",
+        echoTransport, peer, relay, inbox = await echoAndRelay(
+            turn, server.tlsPort, ssl=clientContext(certFile), transport="tcp"
         )
         try:
             relay.sendto(b"before", peer)
