@@ -199,8 +199,8 @@ class DtlsTestCase(SynchronousTestCase):
         """
         client = Client(addr)
         self.server.datagramReceived(client.output(), addr)
-        for data in self.takeSent(addr):
-            client.input(data)
+        (verify,) = self.takeSent(addr)
+        client.input(verify)
         self.server.datagramReceived(client.output(), addr)
         return client
 
