@@ -448,6 +448,25 @@ class SpliceTests(SynchronousTestCase):
         self.stream.dataReceived(bind + whole + partial)
         self.assertEqual(self.peer.transport.value(), whole + partial)
 
+    def test_rawBytesAfterBindUntouched(self):
+        """
+        Bytes after a ConnectionBind in the same segment reach the peer exactly as sent, even
+        when they look like unpadded ChannelData or cannot start any message: before its
+        allocation a connection frames one message at a time, so they are never parsed.
+        """
+        original = self.fixture.server.handleStun
+
+        def handleStun(data, transport, *args):
+            original(data, transport, *args)
+            if self.stream.spliced is None:
+                transport.splice(self.peer)
+
+        self.fixture.server.handleStun = handleStun
+        raw = b"\x40\x00\x00\x03abc" + b"\x80garbage"
+        self.stream.dataReceived(binding() + raw)
+        self.assertEqual(self.peer.transport.value(), raw)
+        self.assertFalse(self.client.wire.disconnecting)
+
     def test_bytesAfterBindInSameSegment(self):
         """
         Messages framed in the same segment after the one that spliced go to the peer as they

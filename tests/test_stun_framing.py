@@ -121,3 +121,17 @@ class ChannelDataGateTests(SynchronousTestCase):
         framer.acceptChannelData = True
         self.assertEqual(framer.feed(encodeChannelData(0x4000, b"ab", pad=True)),
                          [encodeChannelData(0x4000, b"ab")])
+
+
+class LimitTests(SynchronousTestCase):
+    def test_limitLeavesTheRestUnparsed(self):
+        """
+        With a C{limit}, C{feed} returns at most that many messages and keeps the bytes after
+        them as they are, even bytes that could not be framed; a later call goes on.
+        """
+        first, second = binding(), binding()
+        framer = StreamFramer()
+        self.assertEqual(framer.feed(first + second + b"\x80", limit=1), [first])
+        self.assertEqual(framer.buffered, len(second) + 1)
+        self.assertEqual(framer.feed(b"", limit=1), [second])
+        self.assertEqual(framer.take(), b"\x80")

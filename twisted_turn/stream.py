@@ -166,35 +166,48 @@ class StreamConnection(Protocol):
             self._inDataReceived = False
 
     def _frame(self, data: bytes) -> None:
+        # Before the connection has an allocation it may become an RFC 6062 data connection,
+        # after which the stream is no longer framed: frame one message at a time until then,
+        # so the bytes after a ConnectionBind stay as the client sent them.
+        limit = 0 if self._framer.acceptChannelData else 1
         try:
-            messages = self._framer.feed(data)
+            messages = self._framer.feed(data, limit)
         except FramingError as e:
-            self._counters["dropStreamFraming"] += 1
-            _log.debug("Closing {protocol} connection from {client}: {reason}",
-                       protocol=self.protocolName, client=self.client, reason=str(e))
-            self.transport.abortConnection()
+            self._framingError(e)
             return
         if not messages:
             return
         # Relay writes made for a segment of many ChannelData messages leave together.
         udp.batch.begin()
         try:
-            for index, message in enumerate(messages):
-                if self._closed:
-                    break
+            while messages:
+                for message in messages:
+                    if self._closed:
+                        return
+                    self._messageReceived(message)
                 if self.spliced is not None:
                     # Bytes the client sent after its ConnectionBind, before the answer: they
-                    # belong to the peer (a well-behaved client waits, RFC 6062 section 4.3),
-                    # the messages framed after the bind first, then the unframed tail.
-                    for raw in messages[index:]:
-                        self.spliced.transport.write(raw)
+                    # belong to the peer (a well-behaved client waits, RFC 6062 section 4.3).
                     leftover = self._framer.take()
                     if leftover:
                         self.spliced.transport.write(leftover)
-                    break
-                self._messageReceived(message)
+                    return
+                if not limit or self._closed:
+                    return
+                limit = 0 if self._framer.acceptChannelData else 1
+                try:
+                    messages = self._framer.feed(b"", limit)
+                except FramingError as e:
+                    self._framingError(e)
+                    return
         finally:
             udp.batch.end()
+
+    def _framingError(self, error: FramingError) -> None:
+        self._counters["dropStreamFraming"] += 1
+        _log.debug("Closing {protocol} connection from {client}: {reason}",
+                   protocol=self.protocolName, client=self.client, reason=str(error))
+        self.transport.abortConnection()
 
     def _messageReceived(self, message: bytes) -> None:
         try:
@@ -229,7 +242,7 @@ class StreamConnection(Protocol):
         self.transport.unregisterProducer()
         peerConnection.bound(self)
         if not self._inDataReceived:
-            # Otherwise dataReceived forwards what it framed after the bind, then the tail.
+            # Otherwise dataReceived forwards the bytes after the bind, as they came.
             leftover = self._framer.take()
             if leftover:
                 peerConnection.transport.write(leftover)

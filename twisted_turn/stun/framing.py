@@ -58,9 +58,11 @@ class StreamFramer:
         buffer, self._buffer = self._buffer, b""
         return buffer
 
-    def feed(self, data: bytes) -> List[bytes]:
+    def feed(self, data: bytes, limit: int = 0) -> List[bytes]:
         """
-        Add bytes from the stream and return every message they complete, in order.
+        Add bytes from the stream and return every message they complete, in order; with a
+        C{limit}, at most that many, the bytes after them staying buffered unparsed (so a
+        caller can stop framing after a given message, as RFC 6062's ConnectionBind does).
 
         @raise FramingError: the stream is not STUN/ChannelData, a STUN length is not a
             multiple of 4, a message would exceed C{maxBuffered}, or ChannelData comes while
@@ -71,7 +73,7 @@ class StreamFramer:
         messages: List[bytes] = []
         offset = 0
         end = len(buffer)
-        while end - offset >= 4:
+        while end - offset >= 4 and not (limit and len(messages) >= limit):
             first = buffer[offset]
             length = (buffer[offset + 2] << 8) | buffer[offset + 3]
             if first < 4:
