@@ -418,6 +418,20 @@ class SpliceTests(SynchronousTestCase):
         self.stream = self.client.stream
         self.peer = FakePeerConnection()
 
+    def spliceAfterFirstMessage(self):
+        """
+        Make the server splice the connection to L{peer} after answering the first message it
+        gets, as it does after a ConnectionBind.
+        """
+        original = self.fixture.server.handleStun
+
+        def handleStun(data, transport, *args):
+            original(data, transport, *args)
+            if self.stream.spliced is None:
+                transport.splice(self.peer)
+
+        self.fixture.server.handleStun = handleStun
+
     def test_rawBothWays(self):
         """
         After C{splice}, bytes from the client go to the peer unframed (even bytes that are not
@@ -436,14 +450,7 @@ class SpliceTests(SynchronousTestCase):
         A ConnectionBind followed in the same segment by a whole message and a partial one:
         the peer gets the message, then the partial bytes, in the order sent.
         """
-        original = self.fixture.server.handleStun
-
-        def handleStun(data, transport, *args):
-            original(data, transport, *args)
-            if self.stream.spliced is None:
-                transport.splice(self.peer)
-
-        self.fixture.server.handleStun = handleStun
+        self.spliceAfterFirstMessage()
         bind, whole, partial = binding(), binding(), binding()[:7]
         self.stream.dataReceived(bind + whole + partial)
         self.assertEqual(self.peer.transport.value(), whole + partial)
@@ -454,14 +461,7 @@ class SpliceTests(SynchronousTestCase):
         when they look like unpadded ChannelData or cannot start any message: before its
         allocation a connection frames one message at a time, so they are never parsed.
         """
-        original = self.fixture.server.handleStun
-
-        def handleStun(data, transport, *args):
-            original(data, transport, *args)
-            if self.stream.spliced is None:
-                transport.splice(self.peer)
-
-        self.fixture.server.handleStun = handleStun
+        self.spliceAfterFirstMessage()
         raw = b"\x40\x00\x00\x03abc" + b"\x80garbage"
         self.stream.dataReceived(binding() + raw)
         self.assertEqual(self.peer.transport.value(), raw)
@@ -472,13 +472,7 @@ class SpliceTests(SynchronousTestCase):
         Messages framed in the same segment after the one that spliced go to the peer as they
         were, not to the server.
         """
-        original = self.fixture.server.handleStun
-
-        def handleStun(data, transport, *args):
-            original(data, transport, *args)
-            transport.splice(self.peer)
-
-        self.fixture.server.handleStun = handleStun
+        self.spliceAfterFirstMessage()
         first, second = binding(), binding()
         self.stream.dataReceived(first + second)
         self.assertEqual(len(self.client.received()), 1)

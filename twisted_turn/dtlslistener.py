@@ -97,21 +97,31 @@ class DtlsListenerProtocol(DatagramProtocol):
         except Exception:
             self._counters["dropWriteFailed"] += 1
 
+    def _allocation(self, addr: Address) -> Any:
+        """
+        The allocation made over C{addr}'s DTLS session, if any (expired or not).
+        """
+        allocation = self._clients.get(addr)
+        if allocation is not None and allocation.clientTransport is self.dtls:
+            return allocation
+        return None
+
     def _deliver(self, message: bytes, addr: Address) -> None:
         try:
             first = message[0] if message else 0xFF
             if 0x40 <= first <= 0x7F and len(message) >= 4:
-                allocation = self._clients.get(addr)
-                if allocation is None or allocation.clientTransport is not self.dtls:
+                allocation = self._allocation(addr)
+                if allocation is None:
                     self._counters["dropChannelNoAllocation"] += 1
                     return
                 length = (message[2] << 8) | message[3]
                 if length > len(message) - 4:
                     self._counters["dropChannelMalformed"] += 1
                     return
+                if len(message) != 4 + length:
+                    message = message[: 4 + length]  # padding (optional over DTLS)
                 relayChannelData(
-                    self._server, self._counters, allocation, message[: 4 + length],
-                    self._clock.seconds(),
+                    self._server, self._counters, allocation, message, self._clock.seconds()
                 )
             elif first < 4:
                 self._server.handleStun(message, self.dtls, addr, self.serverAddress, "dtls")
@@ -122,8 +132,8 @@ class DtlsListenerProtocol(DatagramProtocol):
 
     def _lost(self, addr: Address) -> None:
         self._idle.discard(addr)
-        allocation = self._clients.get(addr)
-        if allocation is not None and allocation.clientTransport is self.dtls:
+        allocation = self._allocation(addr)
+        if allocation is not None:
             self._server.deallocate(allocation)
             self._counters["dtlsClosedWithAllocation"] += 1
 
@@ -134,12 +144,8 @@ class DtlsListenerProtocol(DatagramProtocol):
         now = self._clock.seconds()
         idle = set()
         for addr in self.dtls.establishedAddresses():
-            allocation = self._clients.get(addr)
-            if (
-                allocation is None
-                or allocation.clientTransport is not self.dtls
-                or allocation.expiresAt < now
-            ):
+            allocation = self._allocation(addr)
+            if allocation is None or allocation.expiresAt < now:
                 idle.add(addr)
         for addr in idle & self._idle:
             self._counters["dtlsIdleClosed"] += 1

@@ -384,21 +384,31 @@ class TurnService(MultiService):
             config.cert is not None and not config.noDtls,
         )
 
-    def _transports(self) -> List[str]:
+    def _listeners(self) -> List[Tuple[str, int]]:
         """
-        The listeners' transports and ports, for the start-up summary.
+        The client transports that listen, with their ports: C{("udp", 3478)}, C{("tcp",
+        3478)}, C{("tls", 5349)}, C{("dtls", 5349)}, as configured.
         """
         config = self.config
         tls, dtls = self._secureOn()
         return [
-            name
-            for name, on in (
-                ("UDP", not config.noUdp),
-                ("TCP", not config.noTcp),
-                (f"TLS on {config.tlsListeningPort}", tls),
-                (f"DTLS on {config.tlsListeningPort}", dtls),
+            (name, port)
+            for name, port, on in (
+                ("udp", config.listeningPort, not config.noUdp),
+                ("tcp", config.listeningPort, not config.noTcp),
+                ("tls", config.tlsListeningPort, tls),
+                ("dtls", config.tlsListeningPort, dtls),
             )
             if on
+        ]
+
+    def _transports(self) -> List[str]:
+        """
+        The listeners' transports and ports, for the start-up summary.
+        """
+        return [
+            name.upper() if port == self.config.listeningPort else f"{name.upper()} on {port}"
+            for name, port in self._listeners()
         ]
 
     def _startSecure(self) -> None:
@@ -680,19 +690,17 @@ class TurnService(MultiService):
         name, password = self.generatedUser  # type: ignore[misc]
         hosts = [host for host in self._listeningHosts() if not _isWildcard(host)]
         hosts = hosts or list(self.externalAddresses.values()) or self.relayHosts
-        transports = [
-            name for name, off in (("udp", self.config.noUdp), ("tcp", self.config.noTcp))
-            if not off
-        ]
+        # Browsers reach TURN over UDP, TCP and TLS (turns:), never over DTLS.
+        listening = dict(self._listeners())
         urls = [
-            f"turn:{f'[{host}]' if ':' in host else host}:{self.config.listeningPort}"
-            f"?transport={transport}"
+            f"turn:{f'[{host}]' if ':' in host else host}:{listening[name]}?transport={name}"
             for host in hosts
-            for transport in transports
+            for name in ("udp", "tcp")
+            if name in listening
         ]
-        if self._secureOn()[0]:
+        if "tls" in listening:
             urls += [
-                f"turns:{f'[{host}]' if ':' in host else host}:{self.config.tlsListeningPort}"
+                f"turns:{f'[{host}]' if ':' in host else host}:{listening['tls']}"
                 "?transport=tcp"
                 for host in hosts
             ]

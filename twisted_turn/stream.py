@@ -106,11 +106,19 @@ class StreamConnection(Protocol):
         self.transport.registerProducer(self, True)
         self._idleCall = self._clock.callLater(self._idleTimeout, self._checkIdle)
 
-    def _liveAllocation(self) -> Optional[Any]:
+    def _allocation(self) -> Optional[Any]:
+        """
+        The allocation made over this connection, if any (expired or not).
+        """
         allocation = self._clients.get(self.client)
         if allocation is not None and allocation.clientTransport is self:
-            if allocation.expiresAt >= self._clock.seconds():
-                return allocation
+            return allocation
+        return None
+
+    def _liveAllocation(self) -> Optional[Any]:
+        allocation = self._allocation()
+        if allocation is not None and allocation.expiresAt >= self._clock.seconds():
+            return allocation
         return None
 
     def _checkIdle(self) -> None:
@@ -148,8 +156,8 @@ class StreamConnection(Protocol):
         if self.spliced is not None:
             self.spliced.abort()
             return
-        allocation = self._clients.get(self.client)
-        if allocation is not None and allocation.clientTransport is self:
+        allocation = self._allocation()
+        if allocation is not None:
             self._server.deallocate(allocation)
             self._counters[self.protocolName + "ClosedWithAllocation"] += 1
 
@@ -212,8 +220,8 @@ class StreamConnection(Protocol):
     def _messageReceived(self, message: bytes) -> None:
         try:
             if message[0] >= 0x40:
-                allocation = self._clients.get(self.client)
-                if allocation is None or allocation.clientTransport is not self:
+                allocation = self._allocation()
+                if allocation is None:
                     self._counters["dropChannelNoAllocation"] += 1
                     return
                 relayChannelData(
@@ -223,11 +231,9 @@ class StreamConnection(Protocol):
                 self._server.handleStun(
                     message, self, self.client, self.serverAddress, self.protocolName
                 )
-                if not self._framer.acceptChannelData:
-                    allocation = self._clients.get(self.client)
-                    if allocation is not None and allocation.clientTransport is self:
-                        self._framer.acceptChannelData = True
-                        self._settled()
+                if not self._framer.acceptChannelData and self._allocation() is not None:
+                    self._framer.acceptChannelData = True
+                    self._settled()
         except Exception:
             reportInternalError(self._counters)
 
