@@ -17,27 +17,95 @@ from twisted_turn.policy import AddressRange, PeerPolicy, canonicalPeer, parseAd
 # ordinary unicast, the address just outside it.
 DEFAULT_DENIED = [
     ("0.0.0.0/8", "0.1.2.3", "1.0.0.0"),
-    ("::/128", "::", None),
-    ("127.0.0.0/8", "127.0.0.1", "128.0.0.0"),
-    ("::1/128", "::1", None),
     ("10.0.0.0/8", "10.20.30.40", "11.0.0.0"),
-    ("172.16.0.0/12", "172.31.255.255", "172.32.0.0"),
-    ("192.168.0.0/16", "192.168.1.1", "192.169.0.0"),
     ("100.64.0.0/10", "100.127.255.255", "100.128.0.0"),
+    ("127.0.0.0/8", "127.0.0.1", "128.0.0.0"),
     ("169.254.0.0/16", "169.254.169.254", "169.255.0.0"),
+    ("172.16.0.0/12", "172.31.255.255", "172.32.0.0"),
     ("192.0.0.0/24", "192.0.0.170", "192.0.1.0"),
     ("192.0.2.0/24", "192.0.2.1", "192.0.3.0"),
+    ("192.31.196.0/24", "192.31.196.1", "192.31.197.0"),
+    ("192.52.193.0/24", "192.52.193.1", "192.52.194.0"),
+    ("192.88.99.0/24", "192.88.99.1", "192.88.100.0"),
+    ("192.168.0.0/16", "192.168.1.1", "192.169.0.0"),
+    ("192.175.48.0/24", "192.175.48.6", "192.175.49.0"),
     ("198.18.0.0/15", "198.19.255.255", "198.20.0.0"),
     ("198.51.100.0/24", "198.51.100.7", "198.51.101.0"),
     ("203.0.113.0/24", "203.0.113.200", "203.0.114.0"),
     ("224.0.0.0/4", "239.255.255.250", "223.255.255.255"),
     ("240.0.0.0/4", "255.255.255.255", None),
-    ("fc00::/7", "fd12:3456::1", "fe00::1"),
-    ("fe80::/10", "febf::1", "fec0::1"),
-    ("ff00::/8", "ff02::1", None),
-    ("2001::/32", "2001:0:4136:e378::1", "2001:1::1"),
-    ("100::/64", "100::1", "100:0:0:1::1"),
-    ("64:ff9b:1::/48", "64:ff9b:1:a00:1::", "64:ff9b:2::1"),
+    ("::/3", "1000::1", "2000::"),
+    ("4000::/2", "5f00::1", "3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+    ("8000::/1", "fe80::1", None),
+    ("2001::/23", "2001:0:4136:e378::1", "2001:200::"),
+    ("2001:db8::/32", "2001:db8::1", "2001:db9::"),
+    ("2620:4f:8000::/48", "2620:4f:8000::53", "2620:4f:8001::"),
+    ("3fff::/20", "3fff::1", "3fff:1000::"),
+]
+
+# IANA's special-purpose address registries, row by row (the IPv4 registry, and the IPv6
+# registry as updated on 2025-10-09), with their "Globally Reachable" column (None for N/A) and
+# what the policy does: "denied", or "embedded" (the IPv6 forms carrying an IPv4 address, which
+# are judged as that address).  docs/security.md has the same table with the reasons.
+IANA_SPECIAL_PURPOSE = [
+    ("0.0.0.0/8", '"This network"', False, "denied"),
+    ("0.0.0.0/32", '"This host on this network"', False, "denied"),
+    ("10.0.0.0/8", "Private-Use", False, "denied"),
+    ("100.64.0.0/10", "Shared Address Space", False, "denied"),
+    ("127.0.0.0/8", "Loopback", False, "denied"),
+    ("169.254.0.0/16", "Link Local", False, "denied"),
+    ("172.16.0.0/12", "Private-Use", False, "denied"),
+    ("192.0.0.0/24", "IETF Protocol Assignments", False, "denied"),
+    ("192.0.0.0/29", "IPv4 Service Continuity Prefix", False, "denied"),
+    ("192.0.0.8/32", "IPv4 dummy address", False, "denied"),
+    ("192.0.0.9/32", "Port Control Protocol Anycast", True, "denied"),
+    ("192.0.0.10/32", "Traversal Using Relays around NAT Anycast", True, "denied"),
+    ("192.0.0.170/32", "NAT64/DNS64 Discovery", False, "denied"),
+    ("192.0.0.171/32", "NAT64/DNS64 Discovery", False, "denied"),
+    ("192.0.2.0/24", "Documentation (TEST-NET-1)", False, "denied"),
+    ("192.31.196.0/24", "AS112-v4", True, "denied"),
+    ("192.52.193.0/24", "AMT", True, "denied"),
+    ("192.88.99.0/24", "Deprecated (6to4 Relay Anycast)", None, "denied"),
+    ("192.88.99.2/32", "6a44-relay anycast address", False, "denied"),
+    ("192.168.0.0/16", "Private-Use", False, "denied"),
+    ("192.175.48.0/24", "Direct Delegation AS112 Service", True, "denied"),
+    ("198.18.0.0/15", "Benchmarking", False, "denied"),
+    ("198.51.100.0/24", "Documentation (TEST-NET-2)", False, "denied"),
+    ("203.0.113.0/24", "Documentation (TEST-NET-3)", False, "denied"),
+    ("240.0.0.0/4", "Reserved", False, "denied"),
+    ("255.255.255.255/32", "Limited Broadcast", False, "denied"),
+    ("::1/128", "Loopback Address", False, "denied"),
+    ("::/128", "Unspecified Address", False, "denied"),
+    ("::ffff:0:0/96", "IPv4-mapped Address", False, "embedded"),
+    ("64:ff9b::/96", "IPv4-IPv6 Translat.", True, "embedded"),
+    ("64:ff9b:1::/48", "IPv4-IPv6 Translat.", False, "denied"),
+    ("100::/64", "Discard-Only Address Block", False, "denied"),
+    ("100:0:0:1::/64", "Dummy IPv6 Prefix", False, "denied"),
+    ("2001::/23", "IETF Protocol Assignments", False, "denied"),
+    ("2001::/32", "TEREDO", None, "denied"),
+    ("2001:1::1/128", "Port Control Protocol Anycast", True, "denied"),
+    ("2001:1::2/128", "Traversal Using Relays around NAT Anycast", True, "denied"),
+    ("2001:1::3/128", "DNS-SD Service Registration Protocol Anycast", True, "denied"),
+    ("2001:2::/48", "Benchmarking", False, "denied"),
+    ("2001:3::/32", "AMT", True, "denied"),
+    ("2001:4:112::/48", "AS112-v6", True, "denied"),
+    ("2001:10::/28", "Deprecated (previously ORCHID)", None, "denied"),
+    ("2001:20::/28", "ORCHIDv2", True, "denied"),
+    ("2001:30::/28", "Drone Remote ID Protocol Entity Tags (DETs) Prefix", True, "denied"),
+    ("2001:db8::/32", "Documentation", False, "denied"),
+    ("2002::/16", "6to4", None, "embedded"),
+    ("2620:4f:8000::/48", "Direct Delegation AS112 Service", True, "denied"),
+    ("3fff::/20", "Documentation", False, "denied"),
+    ("5f00::/16", "Segment Routing (SRv6) SIDs", False, "denied"),
+    ("fc00::/7", "Unique-Local", False, "denied"),
+    ("fe80::/10", "Link-Local Unicast", False, "denied"),
+]
+
+#: Neither registry lists these, but they are not unicast destinations on the Internet.
+OTHER_DENIED = [
+    ("224.0.0.0/4", "IPv4 multicast (RFC 5771)"),
+    ("ff00::/8", "IPv6 multicast (RFC 4291)"),
+    ("fec0::/10", "deprecated site-local (RFC 3879)"),
 ]
 
 
@@ -204,12 +272,52 @@ class PeerPolicyTests(SynchronousTestCase):
             if outside is not None:
                 self.assertTrue(policy.isAllowed(outside), outside)
 
+    def test_specialPurposeRegistriesDenied(self) -> None:
+        """
+        Every row of IANA's special-purpose registries that is not globally reachable is
+        denied at its first, middle and last address, and so are the rows kept denied by
+        decision (anycast infrastructure, identifiers that are not locators) and multicast;
+        the rows of IPv6 forms carrying an IPv4 address take the answer of the IPv4 address
+        they carry.
+        """
+        policy = PeerPolicy()
+        for block, name, reachable, treatment in IANA_SPECIAL_PURPOSE:
+            network = ip_network(block)
+            if treatment == "embedded":
+                self.assertTrue(policy.isAllowed(str(self._embed(network, "8.8.8.8"))), name)
+                self.assertFalse(policy.isAllowed(str(self._embed(network, "10.0.0.1"))), name)
+                continue
+            for address in (
+                network[0], network[network.num_addresses // 2], network[-1]
+            ):
+                self.assertFalse(policy.isAllowed(str(address)), (block, name, address))
+        for block, name in OTHER_DENIED:
+            network = ip_network(block)
+            for address in (network[0], network[-1]):
+                self.assertFalse(policy.isAllowed(str(address)), (block, name))
+
+    @staticmethod
+    def _embed(network, ipv4: str) -> IPv6Address:
+        value = int(IPv4Address(ipv4))
+        if network.prefixlen == 16:
+            return IPv6Address(int(network.network_address) | value << 80)
+        return IPv6Address(int(network.network_address) | value)
+
+    def test_globalUnicastAllowed(self) -> None:
+        """
+        Outside the special-purpose rows, the ends of IPv6 global unicast and of the ranges
+        around the denied 2001::/23 are allowed.
+        """
+        policy = PeerPolicy()
+        for host in ["2000::", "2001:200::", "2001:dff:ffff::1", "2a00:1450::1", "2620:4f::1"]:
+            self.assertTrue(policy.isAllowed(host), host)
+
     def test_publicAllowed(self) -> None:
         """
         Ordinary public unicast addresses of both families are allowed.
         """
         policy = PeerPolicy()
-        for host in ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "2a00:1450::1"]:
+        for host in ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "2a00:1450::1", "2606:4700::1"]:
             self.assertTrue(policy.isAllowed(host), host)
 
     def test_embeddedDeniedIPv4Denied(self) -> None:
@@ -298,14 +406,36 @@ class PeerPolicyTests(SynchronousTestCase):
 
     def test_relayAddressesReachable(self) -> None:
         """
-        The server's relay addresses are reachable even inside a denied range and without
-        C{allowLoopback}; their neighbours are not.
+        The server's non-loopback relay addresses are reachable (for a permission) even inside
+        a denied range; their neighbours are not.
         """
-        policy = PeerPolicy(relayAddresses=["127.0.0.1", "10.0.0.5", "::1"], denied=["10.0.0.5"])
-        for host in ["127.0.0.1", "::ffff:127.0.0.1", "10.0.0.5", "::1"]:
+        policy = PeerPolicy(relayAddresses=["10.0.0.5", "fd00::5"], denied=["10.0.0.5"])
+        for host in ["10.0.0.5", "fd00::5", "fd00:0::5"]:
             self.assertTrue(policy.isAllowed(host), host)
-        for host in ["127.0.0.2", "10.0.0.6"]:
+        for host in ["10.0.0.6", "fd00::6"]:
             self.assertFalse(policy.isAllowed(host), host)
+
+    def test_loopbackRelayAddressNotExempt(self) -> None:
+        """
+        A loopback relay address is refused like any loopback peer, with or without a port,
+        in every spelling, and so is a loopback listening address; with C{allowLoopback} it is
+        an ordinary peer on every port, but its IPv6 spellings stay refused.
+        """
+        open_ = {("127.0.0.1", 49152), ("::1", 49153)}
+        policy = PeerPolicy(
+            relayAddresses=["127.0.0.1", "::1"], ownAddresses=["127.0.0.1"],
+            relayPortOpen=lambda h, p: (h, p) in open_,
+        )
+        for host in ["127.0.0.1", "::1", "::ffff:127.0.0.1", "127.0.0.2"]:
+            for port in (None, 49152, 49153, 3478):
+                self.assertFalse(policy.isAllowed(host, port), (host, port))
+            self.assertFalse(policy.isPortRestricted(host), host)
+        opened = PeerPolicy(allowLoopback=True, relayAddresses=["127.0.0.1", "::1"])
+        self.assertTrue(opened.isAllowed("127.0.0.1", 22))
+        self.assertTrue(opened.isAllowed("::1", 22))
+        self.assertFalse(opened.isPortRestricted("127.0.0.1"))
+        for host in ["::ffff:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "::127.0.0.1"]:
+            self.assertFalse(opened.isAllowed(host, 49152), host)
 
     def test_relayAddressesOnlyOnOpenRelayPorts(self) -> None:
         """
@@ -314,39 +444,72 @@ class PeerPolicyTests(SynchronousTestCase):
         the relay range; its permission (no port) is allowed, and it is marked port-restricted
         unless the operator allows it anyway.
         """
-        open_ = {("127.0.0.1", 49152), ("127.0.0.1", 49200)}
+        open_ = {("10.0.0.5", 49152), ("10.0.0.5", 49200)}
         policy = PeerPolicy(
-            relayAddresses=["127.0.0.1"], relayPortOpen=lambda h, p: (h, p) in open_
+            relayAddresses=["10.0.0.5"], relayPortOpen=lambda h, p: (h, p) in open_
         )
-        self.assertTrue(policy.isAllowed("127.0.0.1"))
-        self.assertTrue(policy.isAllowed("127.0.0.1", 49152))
-        self.assertTrue(policy.isAllowed("::ffff:127.0.0.1", 49200))
-        self.assertFalse(policy.isAllowed("127.0.0.1", 22))
-        self.assertFalse(policy.isAllowed("127.0.0.1", 49153))
-        self.assertTrue(policy.isPortRestricted("127.0.0.1"))
-        self.assertTrue(policy.isPortRestricted("::ffff:127.0.0.1"))
+        self.assertTrue(policy.isAllowed("10.0.0.5"))
+        self.assertTrue(policy.isAllowed("10.0.0.5", 49152))
+        self.assertTrue(policy.isAllowed("10.0.0.5", 49200))
+        self.assertFalse(policy.isAllowed("10.0.0.5", 22))
+        self.assertFalse(policy.isAllowed("10.0.0.5", 49153))
+        self.assertTrue(policy.isPortRestricted("10.0.0.5"))
         self.assertFalse(policy.isPortRestricted("8.8.8.8"))
         self.assertFalse(policy.isPortRestricted("not an address"))
-        opened = PeerPolicy(allowLoopback=True, relayAddresses=["127.0.0.1"])
-        self.assertTrue(opened.isAllowed("127.0.0.1", 22))
-        self.assertFalse(opened.isPortRestricted("127.0.0.1"))
+        opened = PeerPolicy(allowed=["10.0.0.0/8"], relayAddresses=["10.0.0.5"])
+        self.assertTrue(opened.isAllowed("10.0.0.5", 22))
+        self.assertFalse(opened.isPortRestricted("10.0.0.5"))
 
-    def test_publicRelayAddressAlsoRestricted(self) -> None:
+    def test_ipv6SpellingsOfOwnAddressesRefused(self) -> None:
         """
-        A relay address outside every denied range is still reachable only on open relay
-        sockets: not on the TURN listener (a relayed request would come from the server
-        itself) nor on the host's other services.
+        Every IPv6 form carrying one of the server's own IPv4 addresses (relay, announced or
+        listening) is refused, with or without a port, even the port of an open relay socket
+        and even when the address is public: the relay would send to the IPv6 address, and a
+        NAT64, SIIT or 6to4 translator (or the kernel, for the mapped form) would deliver it to
+        the server.  None of them is port-restricted, since none is ever permitted.
         """
+        open_ = {("8.8.8.8", 50000)}
         policy = PeerPolicy(
-            relayAddresses=["8.8.8.8"], relayPortOpen=lambda h, p: (h, p) == ("8.8.8.8", 50000)
+            relayAddresses={"8.8.8.8": "8.8.8.8", "9.9.9.9": "8.8.8.8"},
+            ownAddresses=["1.1.1.1"],
+            relayPortOpen=lambda h, p: (h, p) in open_,
         )
-        self.assertTrue(policy.isAllowed("8.8.8.8"))
+        for ipv4 in ["8.8.8.8", "9.9.9.9", "1.1.1.1"]:
+            value = int(IPv4Address(ipv4))
+            for form in [
+                f"::ffff:{ipv4}", f"::ffff:0:{ipv4}", f"::{ipv4}",
+                str(IPv6Address((0x64FF9B << 96) | value)),
+                str(IPv6Address((0x2002 << 112) | value << 80 | 1)),
+            ]:
+                for port in (None, 50000, 3478):
+                    self.assertFalse(policy.isAllowed(form, port), (form, port))
+                self.assertFalse(policy.isPortRestricted(form), form)
         self.assertTrue(policy.isAllowed("8.8.8.8", 50000))
-        self.assertFalse(policy.isAllowed("8.8.8.8", 3478))
-        self.assertTrue(policy.isPortRestricted("8.8.8.8"))
-        self.assertTrue(policy.isAllowed("8.8.4.4", 3478))
-        opened = PeerPolicy(allowed=["8.8.8.8"], relayAddresses=["8.8.8.8"])
-        self.assertTrue(opened.isAllowed("8.8.8.8", 3478))
+        self.assertTrue(policy.isAllowed("9.9.9.9", 50000))
+        self.assertFalse(policy.isAllowed("1.1.1.1"))
+        self.assertFalse(policy.isAllowed("1.1.1.1", 50000))
+        self.assertTrue(policy.isAllowed("64:ff9b::1.1.1.2", 50000))
+
+    def test_ownAddressesUnreachable(self) -> None:
+        """
+        The server's own addresses that are not relay addresses (a listening address) are
+        refused on every port unless an allowed range names them.
+        """
+        policy = PeerPolicy(ownAddresses=["8.8.4.4", "2606:4700::10"])
+        for host in ["8.8.4.4", "2606:4700::10", "::ffff:8.8.4.4"]:
+            self.assertFalse(policy.isAllowed(host), host)
+            self.assertFalse(policy.isAllowed(host, 3478), host)
+        self.assertTrue(PeerPolicy(allowed=["8.8.4.4"], ownAddresses=["8.8.4.4"]).isAllowed(
+            "8.8.4.4", 3478
+        ))
+
+    def test_deniedWinsOverAllowLoopback(self) -> None:
+        """
+        A C{denied} range covering loopback addresses holds with C{allowLoopback}.
+        """
+        policy = PeerPolicy(allowLoopback=True, denied=["127.0.0.5"])
+        self.assertFalse(policy.isAllowed("127.0.0.5"))
+        self.assertTrue(policy.isAllowed("127.0.0.6"))
 
     def test_externalAddressMapsToRelay(self) -> None:
         """
@@ -364,41 +527,26 @@ class PeerPolicyTests(SynchronousTestCase):
     def test_dualStackRelayAddresses(self) -> None:
         """
         With a relay address of each family, each is reachable only on the ports of its own
-        relay sockets (an IPv6 address outside every denied range included), the IPv4 one in
-        its IPv6 spellings too; the neighbours of the IPv6 one are ordinary peers.
+        relay sockets (an IPv6 address outside every denied range included); the IPv6
+        spellings of the IPv4 one are refused; the neighbours of the IPv6 one are ordinary
+        peers.
         """
-        open_ = {("203.0.113.10", 50000), ("2001:db8::10", 50001)}
+        open_ = {("203.0.113.10", 50000), ("2606:4700::10", 50001)}
         policy = PeerPolicy(
-            relayAddresses=["203.0.113.10", "2001:db8::10"],
+            relayAddresses=["203.0.113.10", "2606:4700::10"],
             relayPortOpen=lambda h, p: (h, p) in open_,
         )
-        self.assertTrue(policy.isAllowed("2001:db8::10"))
-        self.assertTrue(policy.isAllowed("2001:db8::10", 50001))
-        self.assertTrue(policy.isAllowed("2001:db8:0:0::10", 50001))
-        self.assertFalse(policy.isAllowed("2001:db8::10", 50000))
-        self.assertFalse(policy.isAllowed("2001:db8::10", 22))
-        self.assertTrue(policy.isPortRestricted("2001:db8::10"))
-        self.assertTrue(policy.isAllowed("::ffff:203.0.113.10", 50000))
-        self.assertFalse(policy.isAllowed("::ffff:203.0.113.10", 50001))
-        self.assertFalse(policy.isAllowed("64:ff9b::cb00:710a", 22))
-        self.assertTrue(policy.isAllowed("2001:db8::11", 22))
-        self.assertFalse(policy.isPortRestricted("2001:db8::11"))
-
-    def test_ipv6LoopbackRelayAddress(self) -> None:
-        """
-        A loopback IPv6 relay address (--relay-ip ::1) is reachable only on relay ports,
-        unless loopback peers are allowed, when it is an ordinary peer on every port.
-        """
-        policy = PeerPolicy(
-            relayAddresses=["127.0.0.1", "::1"],
-            relayPortOpen=lambda h, p: (h, p) == ("::1", 50000),
-        )
-        self.assertTrue(policy.isAllowed("::1", 50000))
-        self.assertFalse(policy.isAllowed("::1", 3478))
-        self.assertFalse(policy.isAllowed("::2", 50000))
-        opened = PeerPolicy(allowLoopback=True, relayAddresses=["127.0.0.1", "::1"])
-        self.assertTrue(opened.isAllowed("::1", 3478))
-        self.assertFalse(opened.isPortRestricted("::1"))
+        self.assertTrue(policy.isAllowed("2606:4700::10"))
+        self.assertTrue(policy.isAllowed("2606:4700::10", 50001))
+        self.assertTrue(policy.isAllowed("2606:4700:0:0::10", 50001))
+        self.assertFalse(policy.isAllowed("2606:4700::10", 50000))
+        self.assertFalse(policy.isAllowed("2606:4700::10", 22))
+        self.assertTrue(policy.isPortRestricted("2606:4700::10"))
+        self.assertTrue(policy.isAllowed("203.0.113.10", 50000))
+        self.assertFalse(policy.isAllowed("::ffff:203.0.113.10", 50000))
+        self.assertFalse(policy.isAllowed("64:ff9b::cb00:710a", 50000))
+        self.assertTrue(policy.isAllowed("2606:4700::11", 22))
+        self.assertFalse(policy.isPortRestricted("2606:4700::11"))
 
     def test_externalIPv6MapsToIPv6Relay(self) -> None:
         """

@@ -1443,3 +1443,246 @@ class DualStackPeerTests(ServerTestMixin, SynchronousTestCase):
         self.sendIndication(PEER6, b"six")
         self.assertEqual(relay6.written, [])
         self.assertEqual(self.server.counters["dropNoPermission"], 1)
+
+
+#: The peer-policy probes of the abuse issue (item 1), as C{(host, relayFamily)}: the port
+#: used is that of an open relay socket of C{relayFamily}, the one the probe tries to reach.
+#: With relay addresses 127.0.0.1 and ::1, no --allow-loopback-peers, each must be refused.
+POLICY_PROBES = [
+    # a: IPv6 spellings of the IPv4 relay address, aimed at an open IPv4 relay port.
+    ("64:ff9b::7f00:1", 1),
+    ("2002:7f00:1::1", 1),
+    ("::127.0.0.1", 1),
+    ("::ffff:127.0.0.1", 1),
+    ("::ffff:0:127.0.0.1", 1),
+    # b: loopback relay and listening addresses, as themselves.
+    ("127.0.0.1", 1),
+    ("::1", 2),
+    ("127.0.0.2", 1),
+    # c: IPv6 documentation and benchmarking ranges.
+    ("2001:db8::1", 2),
+    ("3fff::1", 2),
+    ("2001:2::1", 2),
+]
+
+LOOPBACK_RELAYS = {"relayHosts": ("127.0.0.1", "::1")}
+
+
+def loopbackRelayFixture():
+    """
+    A server with relay addresses 127.0.0.1 and ::1 and listening address 127.0.0.1, with the
+    policy C{twistd turn} builds for them (no --allow-loopback-peers).
+    """
+    fixture = ServerFixture(**LOOPBACK_RELAYS)
+    fixture.server._policy = PeerPolicy(
+        relayAddresses=("127.0.0.1", "::1"), ownAddresses=("127.0.0.1",),
+        relayPortOpen=fixture.relays.holds,
+    )
+    return fixture
+
+
+def relayWrites(fixture):
+    """
+    Every C{(payload, address)} any relay socket of C{fixture} wrote, consumed.
+    """
+    written = []
+    for relay in fixture.relayFactory.open.values():
+        written += relay.transport.written
+        relay.transport.written = []
+    return written
+
+
+class PeerPolicyProbeTests(SynchronousTestCase):
+    """
+    The probes that found the peer-policy holes, on IPv4, IPv6 and dual-stack allocations, for
+    CreatePermission, ChannelBind, Send and ChannelData: every one is refused and nothing is
+    written to it; ordinary peers, the NAT64 form of a public address included, still relay.
+    """
+
+    FAMILIES = {
+        "ipv4": [UDP],
+        "ipv6": [UDP, RequestedAddressFamily(2)],
+        "dual": [UDP, ADDITIONAL],
+    }
+
+    def setUp(self):
+        self.fixture = loopbackRelayFixture()
+        target = self.fixture.client(address=("192.0.2.9", 1))
+        relayed = target.request(Method.ALLOCATE, [UDP, ADDITIONAL]).getAll(XorRelayedAddress)
+        self.openPorts = {2 if ":" in r.host else 1: r.port for r in relayed}
+        self.clients = {}
+        for number, (name, attributes) in enumerate(self.FAMILIES.items()):
+            client = self.fixture.client(address=("192.0.2.10", 1000 + number))
+            response = client.request(Method.ALLOCATE, attributes)
+            self.assertEqual(response.messageClass, MessageClass.SUCCESS, name)
+            self.clients[name] = client
+
+    def expectedRefusal(self, family, host):
+        ipv6 = ":" in host
+        hasFamily = family == "dual" or (family == "ipv6") == ipv6
+        return 403 if hasFamily else 443
+
+    def send(self, client, peer, payload):
+        client.send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, newTransactionId(),
+                [XorPeerAddress(*peer), Data(payload)],
+            )
+        )
+
+    def test_probesRefused(self):
+        """
+        Each probe gets 403 (443 where the allocation has no relayed address of its family)
+        to CreatePermission and ChannelBind, and its Send and ChannelData reach nobody.
+        """
+        from twisted_turn.stun.channeldata import encodeChannelData
+
+        for family, client in self.clients.items():
+            for number, (host, relayFamily) in enumerate(POLICY_PROBES):
+                peer = (host, self.openPorts[relayFamily])
+                expected = self.expectedRefusal(family, host)
+                case = (family, host)
+                response = client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*peer)])
+                self.assertEqual(errorCode(response), expected, case)
+                channel = 0x4000 + number
+                response = client.request(
+                    Method.CHANNEL_BIND, [ChannelNumber(channel), XorPeerAddress(*peer)]
+                )
+                self.assertEqual(errorCode(response), expected, case)
+                self.send(client, peer, b"send probe")
+                client.send(encodeChannelData(channel, b"channel probe"))
+                self.assertEqual(relayWrites(self.fixture), [], case)
+        for client in self.clients.values():
+            self.assertEqual(self.fixture.server.table.get(
+                FiveTuple(*client.address, "198.51.100.1", 3478)
+            ).permissions, {})
+
+    def test_ordinaryPeersStillRelay(self):
+        """
+        On the same server, public peers of each family (the NAT64 spelling of a public IPv4
+        address included) are granted, and data goes to exactly the address the client named.
+        """
+        from twisted_turn.stun.channeldata import encodeChannelData
+
+        client = self.clients["dual"]
+        for number, peer in enumerate(
+            [("8.8.8.8", 5000), ("2606:4700::1", 5001), ("64:ff9b::808:808", 5002)]
+        ):
+            response = client.request(
+                Method.CHANNEL_BIND, [ChannelNumber(0x4000 + number), XorPeerAddress(*peer)]
+            )
+            self.assertEqual(response.messageClass, MessageClass.SUCCESS, peer)
+            client.send(encodeChannelData(0x4000 + number, b"data"))
+            self.send(client, peer, b"send")
+            self.assertEqual(relayWrites(self.fixture), [(b"data", peer), (b"send", peer)])
+
+
+def _peerHosts():
+    """
+    Peer hosts worth probing: the server's own addresses in every spelling, loopback,
+    special-purpose and random addresses of both families.
+    """
+    own4 = ["127.0.0.1", "127.0.0.2", "203.0.113.10", "8.8.8.8"]
+    own6 = ["::1", "2606:4700::10"]
+
+    def spellings(ipv4):
+        value = int(__import__("ipaddress").IPv4Address(ipv4))
+        return [
+            ipv4, f"::ffff:{ipv4}", f"::ffff:0:{ipv4}", f"::{ipv4}",
+            str(__import__("ipaddress").IPv6Address((0x64FF9B << 96) | value)),
+            str(__import__("ipaddress").IPv6Address((0x2002 << 112) | value << 80)),
+        ]
+
+    ipv4 = st.integers(0, 2**32 - 1).map(lambda v: str(__import__("ipaddress").IPv4Address(v)))
+    ipv6 = st.integers(0, 2**128 - 1).map(lambda v: str(__import__("ipaddress").IPv6Address(v)))
+    return st.one_of(
+        st.sampled_from([form for host in own4 for form in spellings(host)] + own6),
+        ipv4.flatmap(lambda host: st.sampled_from(spellings(host))),
+        ipv6,
+        st.sampled_from(["2001:db8::1", "3fff::1", "2001:2::1", "fe80::1", "ff02::1", "::"]),
+    )
+
+
+class RelayWritesFollowPolicyTests(SynchronousTestCase):
+    """
+    A Hypothesis property: whatever a client asks for, every datagram a relay socket writes
+    goes to an address the policy allowed with that port, written exactly as the client named
+    it, never to the server's own address in an IPv6 spelling, never to loopback.
+    """
+
+    OWN_IPV4 = {"127.0.0.1", "203.0.113.10", "8.8.8.8"}
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["permission", "channel", "send", "channeldata"]),
+                _peerHosts(),
+                st.sampled_from(["open4", "open6", "other"]),
+                st.integers(1, 65535),
+            ),
+            min_size=1, max_size=12,
+        ),
+        st.sampled_from([[UDP], [UDP, RequestedAddressFamily(2)], [UDP, ADDITIONAL]]),
+    )
+    def test_writesFollowPolicy(self, operations, allocateAttributes):
+        import ipaddress
+
+        from twisted_turn.policy import canonicalPeer
+        from twisted_turn.stun.channeldata import encodeChannelData
+
+        fixture = ServerFixture(relayHosts=("127.0.0.1", "2606:4700::10"))
+        policy = PeerPolicy(
+            relayAddresses={"127.0.0.1": "127.0.0.1", "2606:4700::10": "2606:4700::10",
+                            "8.8.8.8": "127.0.0.1"},
+            ownAddresses=("203.0.113.10",), relayPortOpen=fixture.relays.holds,
+        )
+        fixture.server._policy = policy
+        target = fixture.client(address=("192.0.2.9", 1))
+        relayed = target.request(Method.ALLOCATE, [UDP, ADDITIONAL]).getAll(XorRelayedAddress)
+        ports = {("open4" if ":" not in r.host else "open6"): r.port for r in relayed}
+        targetWrites = relayWrites(fixture)
+        client = fixture.client()
+        self.assertEqual(
+            client.request(Method.ALLOCATE, allocateAttributes).messageClass,
+            MessageClass.SUCCESS,
+        )
+        named = set()
+        for number, (operation, host, portKind, port) in enumerate(operations):
+            peer = (host, ports.get(portKind, port))
+            named.add(peer)
+            channel = 0x4000 + number
+            if operation == "permission":
+                client.request(Method.CREATE_PERMISSION, [XorPeerAddress(*peer)])
+            elif operation == "channel":
+                client.request(
+                    Method.CHANNEL_BIND, [ChannelNumber(channel), XorPeerAddress(*peer)]
+                )
+                client.send(encodeChannelData(channel, b"c"))
+            elif operation == "send":
+                self.send(client, peer)
+            else:
+                client.request(
+                    Method.CHANNEL_BIND, [ChannelNumber(channel), XorPeerAddress(*peer)]
+                )
+                client.send(encodeChannelData(channel, b"d"))
+                self.send(client, peer)
+        self.assertEqual(targetWrites, [])
+        named = {(ipaddress.ip_address(host), port) for host, port in named}
+        for _, (host, port) in relayWrites(fixture):
+            self.assertIn((ipaddress.ip_address(host), port), named)
+            self.assertTrue(policy.isAllowed(host, port), (host, port))
+            address = ipaddress.ip_address(host)
+            self.assertFalse(address.is_loopback, host)
+            embedded = canonicalPeer(host)
+            if embedded.version != address.version:
+                self.assertNotIn(str(embedded), self.OWN_IPV4, host)
+                self.assertFalse(embedded.is_loopback, host)
+
+    def send(self, client, peer):
+        client.send(
+            encodeMessage(
+                Method.SEND, MessageClass.INDICATION, newTransactionId(),
+                [XorPeerAddress(*peer), Data(b"s")],
+            )
+        )

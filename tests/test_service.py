@@ -27,7 +27,14 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from twisted_turn.dtlslistener import DtlsListenerProtocol
 from twisted_turn.stream import StreamListenerFactory
-from twisted_turn.stun.attributes import Lifetime, RequestedTransport, XorRelayedAddress
+from twisted_turn.stun.attributes import (
+    ErrorCode,
+    Lifetime,
+    RequestedAddressFamily,
+    RequestedTransport,
+    XorPeerAddress,
+    XorRelayedAddress,
+)
 from twisted_turn.stun.message import MessageClass, Method, encodeMessage, newTransactionId
 from twisted_turn.testing import MemoryUDPReactor, TestClient
 
@@ -418,6 +425,71 @@ class TurnServiceTests(SynchronousTestCase):
         if not hasattr(__import__("socket"), "if_nameindex"):
             raise SkipTest("no interface enumeration on this platform")
         self.assertIn("127.0.0.1", _interfaceAddresses())
+
+    def test_interfaceAddresses6(self):
+        """
+        On Linux the IPv6 interface scan finds the loopback interface's ::1.
+        """
+        from twisted_turn.service import _interfaceAddresses6
+
+        if not os.path.exists("/proc/net/if_inet6"):
+            raise SkipTest("no /proc/net/if_inet6 (not Linux, or IPv6 is off)")
+        self.assertIn("::1", _interfaceAddresses6())
+
+    def permissionCodes(self, service, hosts):
+        """
+        The error code (L{None} for success) of a CreatePermission for each of C{hosts}, from
+        an IPv4 allocation on the started C{service}.
+        """
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = self.clientOf(service)
+        client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        codes = []
+        for host in hosts:
+            response = client.request(Method.CREATE_PERMISSION, [XorPeerAddress(host, 3478)])
+            error = response.get(ErrorCode)
+            codes.append(None if error is None else error.code)
+        return codes
+
+    def test_ownAddressesRefusedAsPeers(self):
+        """
+        The service's listening address is refused as a peer, and so is every IPv6 spelling of
+        its listening and relay addresses; its public relay address itself may be permitted
+        (relay to relay); another public address is an ordinary peer.
+        """
+        service = self.makeService(listeningIps=("8.8.4.4",), relayIps=("8.8.8.8",))
+        self.assertEqual(
+            self.permissionCodes(service, ["8.8.4.4", "8.8.8.8", "1.1.1.1"]), [403, None, None]
+        )
+        ipv6 = self.makeService(
+            listeningIps=("8.8.4.4",), relayIps=("8.8.8.8", "2606:4700::8")
+        )
+        ipv6.startService()
+        self.addCleanup(ipv6.stopService)
+        client = self.clientOf(ipv6)
+        client.request(Method.ALLOCATE, [RequestedTransport(17), RequestedAddressFamily(2)])
+        for host, code in [("64:ff9b::808:808", 403), ("64:ff9b::808:404", 403),
+                           ("2002:808:404::1", 403), ("64:ff9b::101:101", None)]:
+            response = client.request(Method.CREATE_PERMISSION, [XorPeerAddress(host, 1)])
+            error = response.get(ErrorCode)
+            self.assertEqual(None if error is None else error.code, code, host)
+
+    def test_wildcardListenerOwnsInterfaceAddresses(self):
+        """
+        Behind a wildcard listener, the host's interface addresses of that family are the
+        server's own and refused as peers.
+        """
+        from twisted_turn import service as serviceModule
+
+        self.patch(serviceModule, "_interfaceAddresses", lambda: ["127.0.0.1", "8.8.4.4"])
+        self.patch(serviceModule, "_interfaceAddresses6", lambda: ["::1", "2606:4700::5"])
+        service = self.makeService(listeningIps=("0.0.0.0",), relayIps=("8.8.8.8",))
+        self.assertEqual(self.permissionCodes(service, ["8.8.4.4", "8.8.4.5"]), [403, None])
+        self.assertEqual(serviceModule.TurnService(
+            reactor=MemoryUDPReactor(), listeningIps=("::",), relayIps=("8.8.8.8",),
+            users=(("alice", "secret"),),
+        )._ownAddresses(), ["::1", "2606:4700::5"])
 
     def test_raiseFileLimit(self):
         """

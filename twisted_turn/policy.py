@@ -124,31 +124,41 @@ def parseAddressRange(text: str) -> AddressRange:
 
 _ALL_IPV4 = AddressRange(ipaddress.IPv4Address(0), ipaddress.IPv4Address(2**32 - 1))
 
-# docs/security.md lists why each is here. 64:ff9b:1::/48 (RFC 8215 local-use NAT64) is denied
-# whole because where it embeds the IPv4 address depends on the local prefix length.
+# Every range IANA's special-purpose registries mark as not globally reachable, plus the
+# anycast infrastructure they mark reachable but that answers at the nearest instance (often
+# inside the operator's own network); docs/security.md gives the registry row of each.
+# IPv6 forms that embed an IPv4 address never meet these ranges: they are judged as the IPv4
+# address they carry (L{canonicalPeer}).
 _DEFAULT_DENIED = (
     "0.0.0.0/8",
-    "::/128",
     "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
     "100.64.0.0/10",
+    "127.0.0.0/8",
     "169.254.0.0/16",
+    "172.16.0.0/12",
     "192.0.0.0/24",
     "192.0.2.0/24",
+    "192.31.196.0/24",
+    "192.52.193.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "192.175.48.0/24",
     "198.18.0.0/15",
     "198.51.100.0/24",
     "203.0.113.0/24",
     "224.0.0.0/4",
     "240.0.0.0/4",
-    "fc00::/7",
-    "fe80::/10",
-    "ff00::/8",
-    "2001::/32",
-    "100::/64",
-    "64:ff9b:1::/48",
+    # All of IPv6 outside global unicast 2000::/3: ::/128, ::1, 64:ff9b:1::/48, 100::/64,
+    # 100:0:0:1::/64, 5f00::/16, fc00::/7, fe80::/10, fec0::/10, ff00::/8 and what the IETF
+    # keeps reserved.
+    "::/3",
+    "4000::/2",
+    "8000::/1",
+    "2001::/23",
+    "2001:db8::/32",
+    "2620:4f:8000::/48",
+    "3fff::/20",
 )
-_LOOPBACK = ("127.0.0.0/8", "::1")
 
 
 class _RangeSet:
@@ -185,11 +195,19 @@ class PeerPolicy:
     """
     Decide whether a client may reach a peer address.
 
-    The order: the address is canonicalised (L{canonicalPeer}; an unparseable one is refused);
-    an C{allowed} range wins; the server's own relay addresses are reachable on the ports of
-    its open relay sockets only, so relay-to-relay works without opening the other services of
-    the relay host;
-    then the default deny list and the C{denied} ranges refuse; anything else is allowed.
+    The order: the address is parsed (an unparseable one is refused) and canonicalised
+    (L{canonicalPeer}); an C{allowed} range wins; an IPv6 form that embeds one of the server's
+    own addresses is refused; the server's own relay addresses, written as themselves, are
+    reachable on the ports of its open relay sockets only, so relay-to-relay works without
+    opening the other services of the relay host; its other own addresses are refused; the
+    C{denied} ranges refuse; loopback is allowed with C{allowLoopback}; the default deny list
+    refuses; anything else is allowed.
+
+    What is judged is what the relay sends to: the address as the client wrote it, which the
+    data path writes to unchanged, and, for the IPv6 forms that carry an IPv4 address (which
+    a translator, a 6to4 relay or the kernel itself turns into that IPv4 address), the IPv4
+    address it carries.  Loopback relay addresses get no exemption: a loopback peer is
+    refused unless C{allowLoopback}, whatever the relay address.
     """
 
     def __init__(
@@ -201,6 +219,7 @@ class PeerPolicy:
         relayAddresses: Union[Iterable[str], Mapping[str, str]] = (),
         relayPortOpen: Callable[[str, int], bool] = lambda host, port: False,
         tcpRelayPortOpen: Callable[[str, int], bool] = lambda host, port: False,
+        ownAddresses: Iterable[str] = (),
     ) -> None:
         """
         @param allowLoopback: do not deny C{127.0.0.0/8} and C{::1} (coturn's
@@ -208,36 +227,48 @@ class PeerPolicy:
         @param noMulticast: accepted for coturn's C{--no-multicast-peers}; multicast is denied
             by default here whatever its value (re-allow ranges with C{allowed}).
         @param allowed: ranges (L{parseAddressRange} syntax) that are reachable even when denied.
-        @param denied: ranges denied in addition to the defaults.
+        @param denied: ranges denied in addition to the defaults (loopback included, with
+            C{allowLoopback}).
         @param relayAddresses: the server's relay addresses, reachable even when denied but only
             on ports where C{relayPortOpen} says a relay socket is open; either the addresses,
             or a mapping of each address a client may use (relay or --external-ip address) to
             the relay address bound.  An unspecified address (C{0.0.0.0}, C{::}) is ignored
-            since sending to it reaches the local host.
+            since sending to it reaches the local host; a loopback one is the server's own
+            address but reachable only as any loopback peer is.
         @param relayPortOpen: C{relayPortOpen(relayHost, port)}: does this server hold a UDP
             relay socket there?  Without it, relay addresses pass only for permissions.
         @param tcpRelayPortOpen: the same for the listening sockets of TCP relays (RFC 6062),
             asked for TCP connections only: a UDP relay port must not open the way to a TCP
             service on the same port, nor the other way round.
-        @raise ValueError: a range or relay address does not parse.
+        @param ownAddresses: the server's other addresses (its listening addresses, the host's
+            interface addresses behind a wildcard listener), refused as peers in every
+            spelling; a loopback one is refused like any loopback peer.
+        @raise ValueError: a range, relay or own address does not parse.
         """
-        deniedTexts = _DEFAULT_DENIED + (() if allowLoopback else _LOOPBACK)
         if not isinstance(relayAddresses, Mapping):
             relayAddresses = {host: host for host in relayAddresses}
-        # With --allow-loopback-peers a loopback relay address is an ordinary peer, reachable on
-        # every port as the operator asked; every other relay address reaches only the relay
-        # sockets (see isAllowed).
+        relays = {canonicalPeer(announced): bound for announced, bound in relayAddresses.items()}
+        own = {*relays, *(canonicalPeer(host) for host in ownAddresses)}
+        #: Every address of the server but the unspecified ones: no IPv6 spelling of these is
+        #: ever reachable.
+        self._own = frozenset(address for address in own if not address.is_unspecified)
+        #: Relay addresses written as themselves: reachable on open relay ports only.
         self._relays: Dict[IPAddress, str] = {
             address: bound
-            for address, bound in (
-                (canonicalPeer(announced), bound) for announced, bound in relayAddresses.items()
-            )
-            if not address.is_unspecified and not (allowLoopback and address.is_loopback)
+            for address, bound in relays.items()
+            if not (address.is_unspecified or address.is_loopback)
         }
+        #: The other own addresses: never reachable.  Loopback ones follow the loopback rule.
+        self._unreachable = frozenset(
+            address for address in self._own
+            if address not in self._relays and not address.is_loopback
+        )
+        self._allowLoopback = allowLoopback
         self._relayPortOpen = relayPortOpen
         self._tcpRelayPortOpen = tcpRelayPortOpen
         self._reachable = _RangeSet(parseAddressRange(text) for text in allowed)
-        self._denied = _RangeSet(parseAddressRange(text) for text in (*deniedTexts, *denied))
+        self._denied = _RangeSet(parseAddressRange(text) for text in denied)
+        self._defaultDenied = _RangeSet(parseAddressRange(text) for text in _DEFAULT_DENIED)
 
     def isAllowed(self, host: str, port: Optional[int] = None, tcp: bool = False) -> bool:
         """
@@ -245,36 +276,68 @@ class PeerPolicy:
         (C{port} given), C{host}?  With C{tcp}, may a TCP relay connect to C{host} and C{port}
         (RFC 6062 Connect)?
 
-        The server's own relay address passes without a port (a permission is per IP) and with
-        the port of an open relay socket, whatever deny ranges it is in; L{isPortRestricted}
-        tells the data path which hosts need the port checked.
+        The server's own non-loopback relay address, written as itself, passes without a port
+        (a permission is per IP) and with the port of an open relay socket, whatever deny
+        ranges it is in; L{isPortRestricted} tells the data path which hosts need the port
+        checked.
 
-        @param host: the peer address literal, as the client gave it.
+        @param host: the peer address literal, as the client gave it and as the relay will
+            send to it.
         """
-        try:
-            address = canonicalPeer(host)
-        except ValueError:
+        parsed = _parsePeer(host)
+        if parsed is None:
             return False
+        written, address = parsed
         if address in self._reachable:
             return True
-        bound = self._relays.get(address)
-        if bound is not None:
-            # Whatever ranges it is in, the TURN host's own address reaches only its relay
-            # sockets: not its listener (a relayed request would come from the server itself)
-            # nor its other services (which may trust their own address).
-            if port is None:
-                return True
-            return (self._tcpRelayPortOpen if tcp else self._relayPortOpen)(bound, port)
-        return address not in self._denied
+        if written is not address:
+            # An IPv6 spelling of an IPv4 address: the relay sends to the IPv6 address, and
+            # whatever translates it delivers to the IPv4 one, which must not be ours.
+            if address in self._own:
+                return False
+        else:
+            bound = self._relays.get(address)
+            if bound is not None:
+                # Whatever ranges it is in, the TURN host's own address reaches only its relay
+                # sockets: not its listener (a relayed request would come from the server
+                # itself) nor its other services (which may trust their own address).
+                if port is None:
+                    return True
+                return (self._tcpRelayPortOpen if tcp else self._relayPortOpen)(bound, port)
+            if address in self._unreachable:
+                return False
+        if address in self._denied:
+            return False
+        if self._allowLoopback and address.is_loopback:
+            return True
+        return address not in self._defaultDenied
 
     def isPortRestricted(self, host: str) -> bool:
         """
         Whether sends to C{host} must pass L{isAllowed} with their port: true for the server's
-        own relay addresses (unless an allowed range names them), whose permission covers only
-        the ports of open relay sockets.
+        own relay addresses written as themselves (unless an allowed range names them), whose
+        permission covers only the ports of open relay sockets.
         """
-        try:
-            address = canonicalPeer(host)
-        except ValueError:
+        parsed = _parsePeer(host)
+        if parsed is None:
             return False
-        return address in self._relays and address not in self._reachable
+        written, address = parsed
+        return written is address and address in self._relays and address not in self._reachable
+
+
+def _parsePeer(host: str) -> Optional[Tuple[IPAddress, IPAddress]]:
+    """
+    C{(written, canonical)}: the address as written (without a scope id) and the address the
+    policy judges (L{canonicalPeer}); the same object unless C{host} is an IPv6 form carrying
+    an IPv4 address.  L{None} when C{host} is not an address literal.
+    """
+    if not isinstance(host, str):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.version == 6 and address.scope_id is not None:
+        address = ipaddress.IPv6Address(int(address))
+    canonical = _canonical(address)
+    return address, canonical if canonical.version != address.version else address

@@ -90,6 +90,24 @@ def _interfaceAddresses() -> List[str]:
     return addresses
 
 
+def _interfaceAddresses6() -> List[str]:
+    """
+    The IPv6 addresses of this host's network interfaces (Linux: C{/proc/net/if_inet6});
+    empty where that is not available.
+    """
+    try:
+        with open("/proc/net/if_inet6") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    addresses = []
+    for line in lines:
+        fields = line.split()
+        if fields and len(fields[0]) == 32:
+            addresses.append(str(ipaddress.IPv6Address(int(fields[0], 16))))
+    return addresses
+
+
 def defaultRelayHost() -> str:
     """
     The address relays bind to when neither --relay-ip nor a specific --listening-ip is given:
@@ -224,6 +242,7 @@ class TurnService(MultiService):
             tcpRelayPortOpen=(
                 tcpRelayPorts.holds if tcpRelayPorts is not None else lambda host, port: False
             ),
+            ownAddresses=self._ownAddresses(),
         )
         self.server = TurnServer(
             clock=reactor,
@@ -255,6 +274,18 @@ class TurnService(MultiService):
 
     def _listeningHosts(self) -> Tuple[str, ...]:
         return self.config.listeningIps or ("0.0.0.0",)
+
+    def _ownAddresses(self) -> List[str]:
+        """
+        The addresses this server listens on, as peers see them: the specific --listening-ip
+        addresses, and behind a wildcard listener every interface address of its family (as
+        the host has them at start).
+        """
+        hosts = [host for host in self._listeningHosts() if not _isWildcard(host)]
+        for host in self._listeningHosts():
+            if _isWildcard(host):
+                hosts += _interfaceAddresses() if ":" not in host else _interfaceAddresses6()
+        return hosts
 
     def _relayHosts(self) -> List[str]:
         """

@@ -33,11 +33,9 @@ C{--timeout} seconds (SIGALRM); the stop itself is bounded by the harness's wait
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import signal
 import socket
-import struct
 import sys
 import tempfile
 import time
@@ -55,6 +53,7 @@ from tests.integration.chromium_runner import (  # noqa: E402
     runRelayPage,
 )
 from tests.integration.harness import HOST, PASSWORD, USER, TurnServerProcess  # noqa: E402
+from tests.integration.netns import PRIVATE_RELAY, setUpLoopback  # noqa: E402
 
 #: Exit status when not in a loopback-only network namespace.
 REFUSED = 3
@@ -65,11 +64,10 @@ TRANSPORTS = ("udp", "tcp")
 #: Characters of the server's log in the report.
 LOG_TAIL = 6000
 
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
-#: struct ifreq: a 16-byte name, then a union of which the flags are the first short (40 bytes).
-_IFREQ = "16sh22x"
+#: The server's relay address: private, not loopback, on the namespace's loopback interface, so
+#: the relay-to-relay pair shows that the server's own relay addresses stay reachable without
+#: --allow-loopback-peers (a loopback relay address would need it).
+RELAY_HOST = PRIVATE_RELAY
 
 
 class Deadline(BaseException):
@@ -77,17 +75,6 @@ class Deadline(BaseException):
     The run's time is up, or it was asked to stop. A L{BaseException}, so that no
     C{except Exception} on the way swallows it.
     """
-
-
-def bringLoopbackUp() -> None:
-    """
-    Set C{lo} up (what C{ip link set lo up} does), which also gives it 127.0.0.1 in a fresh
-    namespace. Standard library only: no iproute2 needed.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        current = fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack(_IFREQ, b"lo", 0))
-        flags = struct.unpack(_IFREQ, current)[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
 
 
 def _raiseDeadline(signum: int, frame: Any) -> None:
@@ -125,12 +112,15 @@ def run(options: argparse.Namespace) -> Dict[str, Any]:
     # The server's stop gets what is left after the alarm: keep some seconds for it.
     signal.alarm(max(int(options.timeout) - 25, 5))
     try:
-        bringLoopbackUp()
+        setUpLoopback([RELAY_HOST])
         chromium = options.chromium or findChromium()
         if chromium is None:
             raise RuntimeError("no chromium found (apt-get install chromium)")
-        server = TurnServerProcess(workdir / "turn.log", ["--user", f"{USER}:{PASSWORD}"])
+        server = TurnServerProcess(
+            workdir / "turn.log", ["--user", f"{USER}:{PASSWORD}"], relayHosts=(RELAY_HOST,)
+        )
         report["server"] = {
+            "relayHost": RELAY_HOST,
             "port": server.port,
             "minPort": server.minPort,
             "maxPort": server.maxPort,

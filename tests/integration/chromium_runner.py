@@ -13,12 +13,14 @@ The browser is started with flags that keep it from reaching anything but the TU
 it is meant to run inside a network namespace that has only loopback (C{unshare -n}); the
 C{__main__} refuses to run elsewhere. Nothing here imports C{twisted_turn}.
 
-By hand, with a server started in the same namespace (a relay-to-relay pair needs no
-C{--allow-loopback-peers}: the server's own relay addresses are always reachable)::
+By hand, with a server started in the same namespace (a relay-to-relay pair on a private
+relay address needs no C{--allow-loopback-peers}: the server's own non-loopback relay addresses
+are always reachable; a loopback relay address would need it)::
 
-    unshare -n -p -f --kill-child sh -c 'ip link set lo up; cd /work/main; \\
+    unshare -n -p -f --kill-child sh -c 'ip link set lo up; \\
+        ip addr add 10.11.12.13/32 dev lo; cd /work/main; \\
         PYTHONPATH=. twistd -n --pidfile= turn --listening-ip 127.0.0.1 \\
-        --relay-ip 127.0.0.1 --user alice:secret --realm example.org & S=$!; sleep 2; \\
+        --relay-ip 10.11.12.13 --user alice:secret --realm example.org & S=$!; sleep 2; \\
         python3 tests/integration/chromium_runner.py --turn \\
         "turn:127.0.0.1:3478?transport=udp"; kill $S'
 """

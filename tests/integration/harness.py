@@ -249,6 +249,7 @@ class TurnServerProcess:
         args: Sequence[str],
         twistdArgs: Sequence[str] = (),
         environment: Optional[Dict[str, str]] = None,
+        relayHosts: Sequence[str] = (HOST,),
     ) -> None:
         self.port = freeListeningPort()
         self.tlsPort = freeListeningPort()
@@ -266,8 +267,7 @@ class TurnServerProcess:
             str(self.port),
             "--tls-listening-port",
             str(self.tlsPort),
-            "--relay-ip",
-            HOST,
+            *(option for host in relayHosts for option in ("--relay-ip", host)),
             "--min-port",
             str(self.minPort),
             "--max-port",
@@ -302,6 +302,160 @@ class TurnServerProcess:
 
     def stop(self) -> None:
         stopProcess(self.process)
+
+
+_STUN_HEADER = struct.Struct("!HHI12s")
+
+#: STUN methods, classes and attribute types this client uses (RFC 8489, RFC 8656).
+ALLOCATE, CREATE_PERMISSION, CHANNEL_BIND, SEND = 0x003, 0x008, 0x009, 0x006
+XOR_PEER_ADDRESS, XOR_RELAYED_ADDRESS, DATA = 0x0012, 0x0016, 0x0013
+CHANNEL_NUMBER, REQUESTED_TRANSPORT = 0x000C, 0x0019
+REQUESTED_ADDRESS_FAMILY, ADDITIONAL_ADDRESS_FAMILY = 0x0017, 0x8000
+_USERNAME, _MESSAGE_INTEGRITY, _REALM, _NONCE = 0x0006, 0x0008, 0x0014, 0x0015
+
+
+def xorAddress(host: str, port: int, transactionId: bytes) -> bytes:
+    """
+    The value of an XOR-*-ADDRESS attribute (RFC 8489 section 14.2), for either family.
+    """
+    packed = socket.inet_pton(_family(host), host)
+    mask = struct.pack("!I", _MAGIC_COOKIE) + transactionId
+    family = 1 if len(packed) == 4 else 2
+    xored = bytes(b ^ m for b, m in zip(packed, mask))
+    return struct.pack("!BBH", 0, family, port ^ (_MAGIC_COOKIE >> 16)) + xored
+
+
+def unxorAddress(value: bytes, transactionId: bytes) -> Tuple[str, int]:
+    mask = struct.pack("!I", _MAGIC_COOKIE) + transactionId
+    port = struct.unpack("!H", value[2:4])[0] ^ (_MAGIC_COOKIE >> 16)
+    packed = bytes(b ^ m for b, m in zip(value[4:], mask))
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed), port
+
+
+class RawTurnClient:
+    """
+    A minimal long-term-credential TURN client over UDP, written from RFC 8489 and RFC 8656
+    alone, for the requests a ready-made client would never send (peers in odd spellings,
+    data to refused peers). One request at a time; the response is read back synchronously.
+    """
+
+    def __init__(self, serverPort: int, username: str = USER, password: str = PASSWORD,
+                 serverHost: str = HOST) -> None:
+        self.server = (serverHost, serverPort)
+        self.username = username
+        self.password = password
+        self.realm: Optional[bytes] = None
+        self.nonce: Optional[bytes] = None
+        self.sock = socket.socket(_family(serverHost), socket.SOCK_DGRAM)
+        self.sock.bind((serverHost, 0))
+        self.sock.settimeout(5)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    @staticmethod
+    def _attributes(attributes: Sequence[Tuple[int, bytes]]) -> bytes:
+        return b"".join(
+            struct.pack("!HH", kind, len(value)) + value + b"\0" * (-len(value) % 4)
+            for kind, value in attributes
+        )
+
+    def _signed(self, method: int, transactionId: bytes, body: bytes) -> bytes:
+        credentials = self._attributes([
+            (_USERNAME, self.username.encode()), (_REALM, self.realm or b""),
+            (_NONCE, self.nonce or b""),
+        ])
+        body += credentials
+        key = hashlib.md5(
+            b":".join([self.username.encode(), self.realm or b"", self.password.encode()])
+        ).digest()
+        header = _STUN_HEADER.pack(method, len(body) + 24, _MAGIC_COOKIE, transactionId)
+        mac = hmac.new(key, header + body, hashlib.sha1).digest()
+        return header + body + struct.pack("!HH", _MESSAGE_INTEGRITY, 20) + mac
+
+    def request(
+        self, method: int, attributes: Sequence[Tuple[int, Any]]
+    ) -> Tuple[int, Optional[int], Dict[int, List[bytes]], bytes]:
+        """
+        Send a request (attribute values as bytes, or a C{(host, port)} for the XOR address
+        types), answering a 401 or 438 once with the realm and nonce it brings.
+
+        @return: C{(messageType, errorCode or None, attributes by type, transactionId)}.
+        """
+        for _ in range(3):
+            transactionId = os.urandom(12)
+            encoded = [
+                (kind, xorAddress(*value, transactionId) if isinstance(value, tuple) else value)
+                for kind, value in attributes
+            ]
+            body = self._attributes(encoded)
+            if self.nonce is None:
+                data = _STUN_HEADER.pack(method, len(body), _MAGIC_COOKIE, transactionId) + body
+            else:
+                data = self._signed(method, transactionId, body)
+            self.sock.sendto(data, self.server)
+            while True:
+                answer, _ = self.sock.recvfrom(65535)
+                if answer[8:20] == transactionId:
+                    break
+            messageType, code = stunSummary(answer)  # type: ignore[misc]
+            values = self._parse(answer)
+            if code in (401, 438) and (code == 438 or self.nonce is None):
+                self.realm, self.nonce = values[_REALM][0], values[_NONCE][0]
+                continue
+            return messageType, code, values, transactionId
+        return messageType, code, values, transactionId
+
+    @staticmethod
+    def _parse(data: bytes) -> Dict[int, List[bytes]]:
+        values: Dict[int, List[bytes]] = {}
+        offset, end = 20, 20 + struct.unpack("!H", data[2:4])[0]
+        while offset + 4 <= end:
+            kind, length = struct.unpack("!HH", data[offset : offset + 4])
+            values.setdefault(kind, []).append(data[offset + 4 : offset + 4 + length])
+            offset += 4 + length + (-length % 4)
+        return values
+
+    def allocate(self, *attributes: Tuple[int, bytes]) -> List[Tuple[str, int]]:
+        """
+        Allocate a UDP relay with C{attributes} added (an address family); its relayed
+        addresses, IPv4 first.
+
+        @raise AssertionError: the server answered with an error.
+        """
+        _, code, values, transactionId = self.request(
+            ALLOCATE, [(REQUESTED_TRANSPORT, b"\x11\0\0\0"), *attributes]
+        )
+        assert code is None, f"Allocate failed with {code}"
+        return [unxorAddress(value, transactionId) for value in values[XOR_RELAYED_ADDRESS]]
+
+    def createPermission(self, peer: Tuple[str, int]) -> Optional[int]:
+        """
+        The error code of a CreatePermission for C{peer} (L{None} on success).
+        """
+        return self.request(CREATE_PERMISSION, [(XOR_PEER_ADDRESS, peer)])[1]
+
+    def channelBind(self, channel: int, peer: Tuple[str, int]) -> Optional[int]:
+        """
+        The error code of a ChannelBind of C{channel} to C{peer} (L{None} on success).
+        """
+        return self.request(
+            CHANNEL_BIND, [(CHANNEL_NUMBER, struct.pack("!HH", channel, 0)),
+                           (XOR_PEER_ADDRESS, peer)],
+        )[1]
+
+    def sendIndication(self, peer: Tuple[str, int], payload: bytes) -> None:
+        transactionId = os.urandom(12)
+        body = self._attributes(
+            [(XOR_PEER_ADDRESS, xorAddress(*peer, transactionId)), (DATA, payload)]
+        )
+        self.sock.sendto(
+            _STUN_HEADER.pack(0x0016, len(body), _MAGIC_COOKIE, transactionId) + body,
+            self.server,
+        )
+
+    def channelData(self, channel: int, payload: bytes) -> None:
+        self.sock.sendto(struct.pack("!HH", channel, len(payload)) + payload, self.server)
 
 
 class UdpEchoPeer:

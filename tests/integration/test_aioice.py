@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 import pytest
 
 from tests.integration.harness import HOST, PASSWORD, USER, requireModule
+from tests.integration.netns import PRIVATE_RELAY, runInNetworkNamespace
 
 pytestmark = pytest.mark.integration
 
@@ -127,38 +128,79 @@ async def deliver(sender, destination, inbox: Inbox, payload: bytes, source) -> 
     raise AssertionError(f"{payload!r} never reached {destination}")
 
 
+async def _relayToRelay(turn, serverPort: int, transport: str, relayHost: str) -> None:
+    """
+    Two aioice endpoints on the server reach each other's relayed addresses on
+    C{relayHost} both ways.
+    """
+    first, firstInbox = await turn.create_turn_endpoint(
+        Inbox, server_addr=(HOST, serverPort), username=USER, password=PASSWORD,
+        transport=transport,
+    )
+    second, secondInbox = await turn.create_turn_endpoint(
+        Inbox, server_addr=(HOST, serverPort), username=USER, password=PASSWORD,
+        transport=transport,
+    )
+    try:
+        firstRelay = first.get_extra_info("sockname")
+        secondRelay = second.get_extra_info("sockname")
+        assert firstRelay != secondRelay
+        assert firstRelay[0] == secondRelay[0] == relayHost
+        # Each side's first send binds its channel, which is also its permission for the
+        # other relay; until both exist, datagrams are dropped and deliver() sends again.
+        first.sendto(b"opening", secondRelay)
+        await deliver(second, firstRelay, firstInbox, b"hello first", secondRelay)
+        await deliver(first, secondRelay, secondInbox, b"hello second", firstRelay)
+    finally:
+        first.close()
+        second.close()
+
+
+def relayToRelayScenario(workdir: str, transport: str) -> dict:
+    """
+    In a network namespace whose loopback also holds L{PRIVATE_RELAY}: a server relaying on
+    that private address, without --allow-loopback-peers, and two aioice endpoints on it.
+    """
+    from pathlib import Path
+
+    from tests.integration.harness import TurnServerProcess
+
+    turn = requireModule("aioice.turn")
+    server = TurnServerProcess(
+        Path(workdir) / "turn.log", ["--user", f"{USER}:{PASSWORD}"],
+        relayHosts=(PRIVATE_RELAY,),
+    )
+    try:
+        run(_relayToRelay(turn, server.port, transport, PRIVATE_RELAY))
+    finally:
+        server.stop()
+    return {"ok": True}
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_relayToRelayWithoutLoopbackPeers(turnServer, turn, transport) -> None:
+def test_relayToRelayWithoutLoopbackPeers(turn, transport, tmp_path) -> None:
     """
-    Two aioice allocations on a server that denies loopback peers still reach each other's
-    relay addresses (the server's own relays stay reachable), in both directions, over each
-    client transport.
+    Two aioice allocations on a server that denies loopback and private peers still reach
+    each other's private relay addresses (the server's own non-loopback relays stay
+    reachable), in both directions, over each client transport.
     """
-    server = turnServer("--user", f"{USER}:{PASSWORD}")
+    report = runInNetworkNamespace(
+        "tests.integration.test_aioice:relayToRelayScenario",
+        {"workdir": str(tmp_path), "transport": transport}, [PRIVATE_RELAY],
+    )
+    assert report == {"ok": True}
 
-    async def scenario() -> None:
-        first, firstInbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD,
-            transport=transport,
-        )
-        second, secondInbox = await turn.create_turn_endpoint(
-            Inbox, server_addr=(HOST, server.port), username=USER, password=PASSWORD,
-            transport=transport,
-        )
-        try:
-            firstRelay = first.get_extra_info("sockname")
-            secondRelay = second.get_extra_info("sockname")
-            assert firstRelay != secondRelay
-            # Each side's first send binds its channel, which is also its permission for the
-            # other relay; until both exist, datagrams are dropped and deliver() sends again.
-            first.sendto(b"opening", secondRelay)
-            await deliver(second, firstRelay, firstInbox, b"hello first", secondRelay)
-            await deliver(first, secondRelay, secondInbox, b"hello second", firstRelay)
-        finally:
-            first.close()
-            second.close()
 
-    run(scenario())
+def test_loopbackRelayToRelayNeedsLoopbackPeers(turnServer, turn) -> None:
+    """
+    With a loopback relay address, relay-to-relay is loopback peering: refused without
+    --allow-loopback-peers (nothing arrives), working with it.
+    """
+    refusing = turnServer("--user", f"{USER}:{PASSWORD}")
+    with pytest.raises(AssertionError, match="never reached"):
+        run(_relayToRelay(turn, refusing.port, "udp", HOST))
+    allowing = turnServer("--user", f"{USER}:{PASSWORD}", "--allow-loopback-peers")
+    run(_relayToRelay(turn, allowing.port, "udp", HOST))
 
 
 def test_wrongPasswordGets401(turnServer, turn) -> None:
