@@ -456,9 +456,83 @@ class PeerPolicyTests(SynchronousTestCase):
         self.assertTrue(policy.isPortRestricted("10.0.0.5"))
         self.assertFalse(policy.isPortRestricted("8.8.8.8"))
         self.assertFalse(policy.isPortRestricted("not an address"))
-        opened = PeerPolicy(allowed=["10.0.0.0/8"], relayAddresses=["10.0.0.5"])
+        covered = PeerPolicy(
+            allowed=["10.0.0.0/8"], relayAddresses=["10.0.0.5"],
+            relayPortOpen=lambda h, p: (h, p) in open_,
+        )
+        self.assertFalse(covered.isAllowed("10.0.0.5", 22))
+        self.assertFalse(covered.isAllowed("10.0.0.5", 22, tcp=True))
+        self.assertTrue(covered.isPortRestricted("10.0.0.5"))
+        self.assertTrue(covered.isAllowed("10.0.0.6", 22))
+        opened = PeerPolicy(allowed=["10.0.0.5"], relayAddresses=["10.0.0.5"])
         self.assertTrue(opened.isAllowed("10.0.0.5", 22))
         self.assertFalse(opened.isPortRestricted("10.0.0.5"))
+
+    def test_localAddressesRefused(self) -> None:
+        """
+        Any address of the host (C{isLocal}), a secondary one or one in a locally routed
+        range, is refused in every spelling and on every port, even inside an allowed range;
+        a single allowed address lifts that; with C{allowLoopback} loopback addresses are
+        peers, their IPv6 spellings not.
+        """
+        local = {"93.184.215.14", "10.9.9.9", "2606:4700::99", "127.0.0.1", "127.0.0.2", "::1"}
+        policy = PeerPolicy(
+            allowed=["10.0.0.0/8"], isLocal=lambda host: host in local,
+            relayAddresses=["10.0.0.5"],
+        )
+        for host in ["93.184.215.14", "10.9.9.9", "2606:4700::99", "64:ff9b::5db8:d70e",
+                     "::ffff:10.9.9.9", "2002:a09:909::1", "127.0.0.2", "::1"]:
+            self.assertFalse(policy.isAllowed(host), host)
+            self.assertFalse(policy.isAllowed(host, 5000), host)
+        self.assertTrue(policy.isAllowed("10.9.9.8"))
+        self.assertTrue(policy.isAllowed("93.184.215.15"))
+        self.assertTrue(PeerPolicy(
+            allowed=["93.184.215.14"], isLocal=lambda host: host in local
+        ).isAllowed("93.184.215.14", 8088))
+        loopback = PeerPolicy(allowLoopback=True, isLocal=lambda host: host in local)
+        self.assertTrue(loopback.isAllowed("127.0.0.2", 22))
+        self.assertTrue(loopback.isAllowed("::1", 22))
+        for host in ["::ffff:127.0.0.2", "64:ff9b::7f00:2", "::ffff:127.0.0.1"]:
+            self.assertFalse(loopback.isAllowed(host, 22), host)
+
+    def test_allowedRangeDoesNotOpenOwnAddresses(self) -> None:
+        """
+        An allowed range that merely covers the server's own addresses (an internal /8 for
+        media servers) keeps them closed: the listening address, the IPv6 spellings of the
+        relay address, the relay address's other ports.
+        """
+        policy = PeerPolicy(
+            allowed=["10.0.0.0/8"], relayAddresses=("10.0.0.5",), ownAddresses=("10.0.0.6",),
+            relayPortOpen=lambda h, p: (h, p) == ("10.0.0.5", 50000),
+        )
+        self.assertFalse(policy.isAllowed("10.0.0.6", 3478))
+        self.assertFalse(policy.isAllowed("64:ff9b::a00:5", 50000))
+        self.assertFalse(policy.isAllowed("10.0.0.5", 3478))
+        self.assertTrue(policy.isAllowed("10.0.0.5", 50000))
+        self.assertTrue(policy.isAllowed("10.0.0.7", 3478))
+
+    def test_sixToFourRelayAddressAsWritten(self) -> None:
+        """
+        An IPv6 relay address in 6to4 form and the IPv4 relay address it carries are two
+        relay addresses, each reachable on its own relay ports only.
+        """
+        open_ = {("93.184.215.14", 50020), ("2002:5db8:d70e::1", 50010)}
+        policy = PeerPolicy(
+            relayAddresses=["93.184.215.14", "2002:5db8:d70e::1"],
+            relayPortOpen=lambda h, p: (h, p) in open_,
+        )
+        self.assertTrue(policy.isAllowed("93.184.215.14", 50020))
+        self.assertFalse(policy.isAllowed("93.184.215.14", 50010))
+        self.assertTrue(policy.isAllowed("2002:5db8:d70e::1", 50010))
+        self.assertFalse(policy.isAllowed("2002:5db8:d70e::1", 50020))
+        self.assertFalse(policy.isAllowed("2002:5db8:d70e::2", 50010))
+        self.assertFalse(policy.isAllowed("64:ff9b::5db8:d70e", 50020))
+        denied = PeerPolicy(
+            relayAddresses=["10.0.0.5", "2002:cb00:7107::1"],
+            relayPortOpen=lambda h, p: (h, p) in {("2002:cb00:7107::1", 50010)},
+        )
+        self.assertFalse(denied.isAllowed("203.0.113.7"))
+        self.assertFalse(denied.isAllowed("203.0.113.7", 50010))
 
     def test_ipv6SpellingsOfOwnAddressesRefused(self) -> None:
         """

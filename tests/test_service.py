@@ -426,24 +426,15 @@ class TurnServiceTests(SynchronousTestCase):
             raise SkipTest("no interface enumeration on this platform")
         self.assertIn("127.0.0.1", _interfaceAddresses())
 
-    def test_interfaceAddresses6(self):
-        """
-        On Linux the IPv6 interface scan finds the loopback interface's ::1.
-        """
-        from twisted_turn.service import _interfaceAddresses6
-
-        if not os.path.exists("/proc/net/if_inet6"):
-            raise SkipTest("no /proc/net/if_inet6 (not Linux, or IPv6 is off)")
-        self.assertIn("::1", _interfaceAddresses6())
-
     def permissionCodes(self, service, hosts):
         """
         The error code (L{None} for success) of a CreatePermission for each of C{hosts}, from
         an IPv4 allocation on the started C{service}.
         """
-        service.startService()
-        self.addCleanup(service.stopService)
-        client = self.clientOf(service)
+        if not service.running:
+            service.startService()
+            self.addCleanup(service.stopService)
+        client = self.clientOf(service, address=("192.0.2.5", len(hosts)))
         client.request(Method.ALLOCATE, [RequestedTransport(17)])
         codes = []
         for host in hosts:
@@ -475,21 +466,21 @@ class TurnServiceTests(SynchronousTestCase):
             error = response.get(ErrorCode)
             self.assertEqual(None if error is None else error.code, code, host)
 
-    def test_wildcardListenerOwnsInterfaceAddresses(self):
+    def test_hostAddressesRefusedAsPeers(self):
         """
-        Behind a wildcard listener, the host's interface addresses of that family are the
-        server's own and refused as peers.
+        Whatever it listens on, the service refuses as peers the addresses of its host (asked
+        of L{twisted_turn.hostaddress.isLocalAddress} at each request), in every spelling.
         """
         from twisted_turn import service as serviceModule
 
-        self.patch(serviceModule, "_interfaceAddresses", lambda: ["127.0.0.1", "8.8.4.4"])
-        self.patch(serviceModule, "_interfaceAddresses6", lambda: ["::1", "2606:4700::5"])
+        local = {"93.184.215.14", "2606:4700::5"}
+        self.patch(serviceModule, "isLocalAddress", lambda host: host in local)
         service = self.makeService(listeningIps=("0.0.0.0",), relayIps=("8.8.8.8",))
-        self.assertEqual(self.permissionCodes(service, ["8.8.4.4", "8.8.4.5"]), [403, None])
-        self.assertEqual(serviceModule.TurnService(
-            reactor=MemoryUDPReactor(), listeningIps=("::",), relayIps=("8.8.8.8",),
-            users=(("alice", "secret"),),
-        )._ownAddresses(), ["::1", "2606:4700::5"])
+        self.assertEqual(
+            self.permissionCodes(service, ["93.184.215.14", "93.184.215.15"]), [403, None]
+        )
+        local.add("93.184.215.15")
+        self.assertEqual(self.permissionCodes(service, ["93.184.215.15"]), [403])
 
     def test_raiseFileLimit(self):
         """

@@ -195,19 +195,22 @@ class PeerPolicy:
     """
     Decide whether a client may reach a peer address.
 
-    The order: the address is parsed (an unparseable one is refused) and canonicalised
-    (L{canonicalPeer}); an C{allowed} range wins; an IPv6 form that embeds one of the server's
-    own addresses is refused; the server's own relay addresses, written as themselves, are
-    reachable on the ports of its open relay sockets only, so relay-to-relay works without
-    opening the other services of the relay host; its other own addresses are refused; the
-    C{denied} ranges refuse; loopback is allowed with C{allowLoopback}; the default deny list
-    refuses; anything else is allowed.
-
     What is judged is what the relay sends to: the address as the client wrote it, which the
     data path writes to unchanged, and, for the IPv6 forms that carry an IPv4 address (which
     a translator, a 6to4 relay or the kernel itself turns into that IPv4 address), the IPv4
-    address it carries.  Loopback relay addresses get no exemption: a loopback peer is
-    refused unless C{allowLoopback}, whatever the relay address.
+    address it carries.  The order:
+
+      1. the address is parsed (an unparseable one is refused) and canonicalised
+         (L{canonicalPeer});
+      2. an C{allowed} entry that is this single address wins over everything below;
+      3. one of the server's own non-loopback relay addresses, written as itself, is
+         reachable on the ports of its open relay sockets only (relay-to-relay), whatever
+         range it is in;
+      4. an IPv6 form carrying one of the server's own or local addresses is refused;
+      5. any other address of the server or of its host is refused, loopback ones included
+         unless C{allowLoopback};
+      6. an C{allowed} range allows; the C{denied} ranges refuse; loopback is allowed with
+         C{allowLoopback}; the default deny list refuses; anything else is allowed.
     """
 
     def __init__(
@@ -220,13 +223,16 @@ class PeerPolicy:
         relayPortOpen: Callable[[str, int], bool] = lambda host, port: False,
         tcpRelayPortOpen: Callable[[str, int], bool] = lambda host, port: False,
         ownAddresses: Iterable[str] = (),
+        isLocal: Callable[[str], bool] = lambda host: False,
     ) -> None:
         """
         @param allowLoopback: do not deny C{127.0.0.0/8} and C{::1} (coturn's
             C{--allow-loopback-peers}); for tests and single-host setups.
         @param noMulticast: accepted for coturn's C{--no-multicast-peers}; multicast is denied
             by default here whatever its value (re-allow ranges with C{allowed}).
-        @param allowed: ranges (L{parseAddressRange} syntax) that are reachable even when denied.
+        @param allowed: ranges (L{parseAddressRange} syntax) that are reachable even when
+            denied; one that is a single address also lifts the rules for the server's own
+            addresses (a media server on the TURN host).
         @param denied: ranges denied in addition to the defaults (loopback included, with
             C{allowLoopback}).
         @param relayAddresses: the server's relay addresses, reachable even when denied but only
@@ -240,17 +246,22 @@ class PeerPolicy:
         @param tcpRelayPortOpen: the same for the listening sockets of TCP relays (RFC 6062),
             asked for TCP connections only: a UDP relay port must not open the way to a TCP
             service on the same port, nor the other way round.
-        @param ownAddresses: the server's other addresses (its listening addresses, the host's
-            interface addresses behind a wildcard listener), refused as peers in every
-            spelling; a loopback one is refused like any loopback peer.
+        @param ownAddresses: the server's other addresses (its listening addresses), refused
+            as peers in every spelling.
+        @param isLocal: C{isLocal(host)}: is this an address of the host the server runs on
+            (L{twisted_turn.hostaddress.isLocalAddress})?  Such addresses are refused like
+            C{ownAddresses}; asked once per judgement of an address that is not a relay
+            address, never for the data path's relay-to-relay checks.
         @raise ValueError: a range, relay or own address does not parse.
         """
         if not isinstance(relayAddresses, Mapping):
             relayAddresses = {host: host for host in relayAddresses}
-        relays = {canonicalPeer(announced): bound for announced, bound in relayAddresses.items()}
-        own = {*relays, *(canonicalPeer(host) for host in ownAddresses)}
-        #: Every address of the server but the unspecified ones: no IPv6 spelling of these is
-        #: ever reachable.
+        relays = {_written(announced): bound for announced, bound in relayAddresses.items()}
+        own = {
+            *relays, *(canonicalPeer(host) for host in relayAddresses),
+            *(canonicalPeer(host) for host in ownAddresses),
+        }
+        #: Every address of the server but the unspecified ones, as written and as judged.
         self._own = frozenset(address for address in own if not address.is_unspecified)
         #: Relay addresses written as themselves: reachable on open relay ports only.
         self._relays: Dict[IPAddress, str] = {
@@ -258,15 +269,14 @@ class PeerPolicy:
             for address, bound in relays.items()
             if not (address.is_unspecified or address.is_loopback)
         }
-        #: The other own addresses: never reachable.  Loopback ones follow the loopback rule.
-        self._unreachable = frozenset(
-            address for address in self._own
-            if address not in self._relays and not address.is_loopback
-        )
         self._allowLoopback = allowLoopback
         self._relayPortOpen = relayPortOpen
         self._tcpRelayPortOpen = tcpRelayPortOpen
-        self._reachable = _RangeSet(parseAddressRange(text) for text in allowed)
+        self._isLocal = isLocal
+        allowedRanges = [parseAddressRange(text) for text in allowed]
+        self._reachable = _RangeSet(allowedRanges)
+        #: Single allowed addresses: the operator named them, so they pass every rule.
+        self._pinned = frozenset(r.low for r in allowedRanges if r.low == r.high)
         self._denied = _RangeSet(parseAddressRange(text) for text in denied)
         self._defaultDenied = _RangeSet(parseAddressRange(text) for text in _DEFAULT_DENIED)
 
@@ -277,9 +287,8 @@ class PeerPolicy:
         (RFC 6062 Connect)?
 
         The server's own non-loopback relay address, written as itself, passes without a port
-        (a permission is per IP) and with the port of an open relay socket, whatever deny
-        ranges it is in; L{isPortRestricted} tells the data path which hosts need the port
-        checked.
+        (a permission is per IP) and with the port of an open relay socket, whatever ranges
+        it is in; L{isPortRestricted} tells the data path which hosts need the port checked.
 
         @param host: the peer address literal, as the client gave it and as the relay will
             send to it.
@@ -288,24 +297,28 @@ class PeerPolicy:
         if parsed is None:
             return False
         written, address = parsed
-        if address in self._reachable:
+        if address in self._pinned:
             return True
+        bound = self._relays.get(written)
+        if bound is not None:
+            # Whatever ranges it is in, the TURN host's own address reaches only its relay
+            # sockets: not its listener (a relayed request would come from the server
+            # itself) nor its other services (which may trust their own address).
+            if port is None:
+                return True
+            return (self._tcpRelayPortOpen if tcp else self._relayPortOpen)(bound, port)
         if written is not address:
             # An IPv6 spelling of an IPv4 address: the relay sends to the IPv6 address, and
             # whatever translates it delivers to the IPv4 one, which must not be ours.
-            if address in self._own:
+            if address in self._own or self._isLocal(str(address)):
                 return False
-        else:
-            bound = self._relays.get(address)
-            if bound is not None:
-                # Whatever ranges it is in, the TURN host's own address reaches only its relay
-                # sockets: not its listener (a relayed request would come from the server
-                # itself) nor its other services (which may trust their own address).
-                if port is None:
-                    return True
-                return (self._tcpRelayPortOpen if tcp else self._relayPortOpen)(bound, port)
-            if address in self._unreachable:
-                return False
+        elif (
+            (address in self._own or self._isLocal(str(address)))
+            and not (self._allowLoopback and address.is_loopback)
+        ):
+            return False
+        if address in self._reachable:
+            return True
         if address in self._denied:
             return False
         if self._allowLoopback and address.is_loopback:
@@ -315,14 +328,26 @@ class PeerPolicy:
     def isPortRestricted(self, host: str) -> bool:
         """
         Whether sends to C{host} must pass L{isAllowed} with their port: true for the server's
-        own relay addresses written as themselves (unless an allowed range names them), whose
-        permission covers only the ports of open relay sockets.
+        own relay addresses written as themselves (unless allowed by name), whose permission
+        covers only the ports of open relay sockets.
         """
         parsed = _parsePeer(host)
         if parsed is None:
             return False
         written, address = parsed
-        return written is address and address in self._relays and address not in self._reachable
+        return written in self._relays and address not in self._pinned
+
+
+def _written(host: str) -> IPAddress:
+    """
+    The address as written, without a scope id and without canonicalising.
+
+    @raise ValueError: not an address literal.
+    """
+    parsed = _parsePeer(host)
+    if parsed is None:
+        raise ValueError(f"not an IP address: {host!r}")
+    return parsed[0]
 
 
 def _parsePeer(host: str) -> Optional[Tuple[IPAddress, IPAddress]]:

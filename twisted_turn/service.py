@@ -32,6 +32,7 @@ from twisted_turn.auth import (
     NonceManager,
 )
 from twisted_turn.config import TurnConfig, makeConfig
+from twisted_turn.hostaddress import isLocalAddress
 from twisted_turn.policy import PeerPolicy
 from twisted_turn.protocol import ListenerProtocol, RelayProtocol
 from twisted_turn.relay import RelayPortAllocator, addressFamily
@@ -87,24 +88,6 @@ def _interfaceAddresses() -> List[str]:
             except OSError:
                 continue  # an interface without an IPv4 address
             addresses.append(socket.inet_ntoa(answer[20:24]))
-    return addresses
-
-
-def _interfaceAddresses6() -> List[str]:
-    """
-    The IPv6 addresses of this host's network interfaces (Linux: C{/proc/net/if_inet6});
-    empty where that is not available.
-    """
-    try:
-        with open("/proc/net/if_inet6") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    addresses = []
-    for line in lines:
-        fields = line.split()
-        if fields and len(fields[0]) == 32:
-            addresses.append(str(ipaddress.IPv6Address(int(fields[0], 16))))
     return addresses
 
 
@@ -242,7 +225,8 @@ class TurnService(MultiService):
             tcpRelayPortOpen=(
                 tcpRelayPorts.holds if tcpRelayPorts is not None else lambda host, port: False
             ),
-            ownAddresses=self._ownAddresses(),
+            ownAddresses=[host for host in self._listeningHosts() if not _isWildcard(host)],
+            isLocal=isLocalAddress,
         )
         self.server = TurnServer(
             clock=reactor,
@@ -274,18 +258,6 @@ class TurnService(MultiService):
 
     def _listeningHosts(self) -> Tuple[str, ...]:
         return self.config.listeningIps or ("0.0.0.0",)
-
-    def _ownAddresses(self) -> List[str]:
-        """
-        The addresses this server listens on, as peers see them: the specific --listening-ip
-        addresses, and behind a wildcard listener every interface address of its family (as
-        the host has them at start).
-        """
-        hosts = [host for host in self._listeningHosts() if not _isWildcard(host)]
-        for host in self._listeningHosts():
-            if _isWildcard(host):
-                hosts += _interfaceAddresses() if ":" not in host else _interfaceAddresses6()
-        return hosts
 
     def _relayHosts(self) -> List[str]:
         """
