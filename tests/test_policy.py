@@ -495,6 +495,25 @@ class PeerPolicyTests(SynchronousTestCase):
         for host in ["::ffff:127.0.0.2", "64:ff9b::7f00:2", "::ffff:127.0.0.1"]:
             self.assertFalse(loopback.isAllowed(host, 22), host)
 
+    def test_unspecifiedNeverOpened(self) -> None:
+        """
+        The unspecified addresses reach the local host: refused even inside allowed ranges
+        that cover all of IPv4 and IPv6, in every spelling.
+        """
+        policy = PeerPolicy(allowed=["0.0.0.0/0", "::/0"])
+        for host in ["0.0.0.0", "::", "::ffff:0.0.0.0", "0.0.0.0%x"]:
+            self.assertFalse(policy.isAllowed(host, 3478), host)
+        self.assertTrue(policy.isAllowed("10.0.0.1", 3478))
+
+    def test_failingHostProbeRefuses(self) -> None:
+        """
+        When C{isLocal} fails, the address is refused rather than allowed.
+        """
+        def broken(host: str) -> bool:
+            raise OSError(24, "Too many open files")
+
+        self.assertFalse(PeerPolicy(isLocal=broken).isAllowed("8.8.8.8", 1))
+
     def test_allowedRangeDoesNotOpenOwnAddresses(self) -> None:
         """
         An allowed range that merely covers the server's own addresses (an internal /8 for

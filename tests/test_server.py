@@ -879,12 +879,13 @@ class SendIndicationTests(ServerTestMixin, SynchronousTestCase):
 
     def test_sendToDeniedPeerDropped(self):
         """
-        A Send indication to a peer the policy refuses is dropped and counted as such.
+        A Send indication to a peer the policy refuses (which can have no permission) is
+        dropped and counted as without permission: the policy is not asked at packet rate.
         """
         self.allocate()
         self.sendIndication(("10.0.0.1", 5), b"hello")
         self.assertEqual(self.relayTransport().written, [])
-        self.assertEqual(self.server.counters["dropPeerDenied"], 1)
+        self.assertEqual(self.server.counters["dropNoPermission"], 1)
 
     def test_relayHostOnlyOnRelayPorts(self):
         """
@@ -1380,7 +1381,7 @@ class DualStackPeerTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(self.permit(("2a00:1450::1", 5)).messageClass, MessageClass.SUCCESS)
         self.sendIndication(("fd00::1", 5), b"private")
         self.assertEqual(self.allocation.relay6.written, [])
-        self.assertEqual(self.server.counters["dropPeerDenied"], 1)
+        self.assertEqual(self.server.counters["dropNoPermission"], 1)
 
     def test_allowLoopbackPeers(self):
         """

@@ -261,8 +261,8 @@ class PeerPolicy:
             *relays, *(canonicalPeer(host) for host in relayAddresses),
             *(canonicalPeer(host) for host in ownAddresses),
         }
-        #: Every address of the server but the unspecified ones, as written and as judged.
-        self._own = frozenset(address for address in own if not address.is_unspecified)
+        #: Every configured address of the server, as written and as judged.
+        self._own = frozenset(own)
         #: Relay addresses written as themselves: reachable on open relay ports only.
         self._relays: Dict[IPAddress, str] = {
             address: bound
@@ -310,12 +310,9 @@ class PeerPolicy:
         if written is not address:
             # An IPv6 spelling of an IPv4 address: the relay sends to the IPv6 address, and
             # whatever translates it delivers to the IPv4 one, which must not be ours.
-            if address in self._own or self._isLocal(str(address)):
+            if self._isOwn(address):
                 return False
-        elif (
-            (address in self._own or self._isLocal(str(address)))
-            and not (self._allowLoopback and address.is_loopback)
-        ):
+        elif self._isOwn(address) and not (self._allowLoopback and address.is_loopback):
             return False
         if address in self._reachable:
             return True
@@ -324,6 +321,19 @@ class PeerPolicy:
         if self._allowLoopback and address.is_loopback:
             return True
         return address not in self._defaultDenied
+
+    def _isOwn(self, address: IPAddress) -> bool:
+        """
+        Whether C{address} is the server's or its host's: configured, unspecified (sending
+        there reaches the local host), or local by C{isLocal}; when C{isLocal} fails, it is
+        taken for local, so the policy refuses rather than allows.
+        """
+        if address in self._own or address.is_unspecified:
+            return True
+        try:
+            return bool(self._isLocal(str(address)))
+        except Exception:
+            return True
 
     def isPortRestricted(self, host: str) -> bool:
         """

@@ -838,10 +838,9 @@ class TurnServer:
             self.counters["dropSendMalformed"] += 1
             return
         if not allocation.hasPermission(peer.host, now):
-            if self._policy.isAllowed(peer.host):
-                self.counters["dropNoPermission"] += 1
-            else:
-                self.counters["dropPeerDenied"] += 1
+            # Not judged by the policy just to pick a counter: that would let a client drive
+            # the host-address probe at packet rate.
+            self.counters["dropNoPermission"] += 1
             return
         if peer.host in allocation.restrictedPeers and not self._policy.isAllowed(
             peer.host, peer.port

@@ -11,8 +11,8 @@ C{[64:ff9b::7f00:1]} while the policy judged C{127.0.0.1}, that socket would hav
 With relay addresses on a veth, a second namespace behind it holds peers that are really
 elsewhere: the IPv6 spellings of the relay address, IPv6 documentation and benchmarking
 addresses, and control peers (a public IPv4 and IPv6 address and the NAT64 form of the IPv4
-one) that must be reached; the server's own namespace holds a secondary address and a locally
-routed range, which must not.
+one) that must be reached; the server's own namespace holds a secondary address, locally
+routed ranges of both families and an IPv6 anycast address, which must not be.
 """
 
 from __future__ import annotations
@@ -84,9 +84,12 @@ REMOTE_PROBES: List[Tuple[str, str]] = [
     ("2001:2::1", "service"),
 ]
 #: This host's own addresses that are neither relay nor listening addresses: a secondary
-#: address, and one address of a range routed locally ("AnyIP").
+#: address, one address of a range routed locally ("AnyIP") of each family, and the
+#: subnet-router anycast address of a global IPv6 prefix of a host that forwards.
 SECONDARY = "93.184.215.14"
 LOCAL_RANGE, LOCAL_RANGE_PROBE = "44.0.0.0/16", "44.0.5.5"
+LOCAL_RANGE6, LOCAL_RANGE6_PROBE = "2a02:5::/64", "2a02:5::9"
+GLOBAL6, ANYCAST6 = "2a01:1::1/64", "2a01:1::"
 #: Peers in the other namespace that must be reached.
 CONTROLS = ["1.2.3.4", "2a00:1450::1", "64:ff9b::102:304"]
 
@@ -181,14 +184,25 @@ def acrossVethScenario(workdir: str) -> Dict[str, Any]:
     """
     import subprocess
 
-    subprocess.run(["ip", "addr", "add", f"{SECONDARY}/32", "dev", "lo"], check=True, timeout=30)
-    subprocess.run(["ip", "route", "add", "local", LOCAL_RANGE, "dev", "lo", "table", "local"],
-                   check=True, timeout=30)
+    for command in (
+        ["ip", "addr", "add", f"{SECONDARY}/32", "dev", "lo"],
+        ["ip", "route", "add", "local", LOCAL_RANGE, "dev", "lo", "table", "local"],
+        ["ip", "-6", "route", "add", "local", LOCAL_RANGE6, "dev", "lo"],
+        ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
+    ):
+        subprocess.run(command, check=True, timeout=30)
     remoteHosts = sorted({host for host, _ in REMOTE_PROBES} | set(CONTROLS))
-    localSockets = {host: _listen(host) for host in (SECONDARY, LOCAL_RANGE_PROBE)}
+    # A socket on the wildcard hears what is delivered to an address it cannot bind (an IPv6
+    # AnyIP range, an anycast address).
+    localSockets = {
+        SECONDARY: _listen(SECONDARY), LOCAL_RANGE_PROBE: _listen(LOCAL_RANGE_PROBE),
+        LOCAL_RANGE6_PROBE: _listen("::"), ANYCAST6: _listen("::"),
+    }
     server = None
     try:
         with PeerNamespace(remoteHosts) as peer:
+            subprocess.run(["ip", "-6", "addr", "add", GLOBAL6, "dev", "veth-turn", "nodad"],
+                           check=True, timeout=30)
             server = TurnServerProcess(
                 Path(workdir) / "turn.log", ["--user", f"{USER}:{PASSWORD}"],
                 relayHosts=(RELAY4, RELAY6),
