@@ -588,6 +588,27 @@ class CommandTests(SynchronousTestCase):
         self.assertIn("coturn", err.getvalue())
 
 
+    def test_baselineVariant(self):
+        """
+        --baseline names another checkout, run with the defaults as the variant "baseline";
+        a directory without the package is refused with its name.
+        """
+        from twisted_turn.bench.runner import baselineVariant
+        from twisted_turn.bench.servers import PACKAGE_ROOT
+
+        variant = baselineVariant(PACKAGE_ROOT)
+        self.assertEqual((variant.name, variant.packageRoot), ("baseline", PACKAGE_ROOT))
+        self.assertEqual(variant.turnOptions, ())
+        empty = Path(tempfile.mkdtemp(prefix="turnbench-baseline-"))
+        self.addCleanup(shutil.rmtree, empty, ignore_errors=True)
+        error = self.assertRaises(ValueError, baselineVariant, empty)
+        self.assertIn(str(empty), str(error))
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        self.assertEqual(cli.main(["run", "--baseline", str(empty), "--variants", "gso"]), 2)
+        self.assertIn("no twisted_turn package", err.getvalue())
+
+
 class EndToEndTests(SynchronousTestCase):
     """
     One short load through a real C{twistd turn}.

@@ -414,6 +414,38 @@ class NumberTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, fromFile, "user-quota=-1\n")
         self.assertEqual(e.reason, "-1 is not an integer >= 0")
 
+    def test_unauthorizedRatelimit(self) -> None:
+        """
+        The 401 rate limit is on by default at 10 a second (coturn's default rate, though
+        coturn's limit is off by default); coturn's flag is accepted, no-unauthorized-ratelimit
+        turns it off, the rate is 1 or more and the burst 0 (the rate) or more.
+        """
+        config = fromFile("")
+        self.assertEqual(
+            (config.unauthorizedRatelimit, config.unauthorizedRatelimitRps,
+             config.unauthorizedRatelimitBurst), (True, 10, 0),
+        )
+        self.assertTrue(fromFile("unauthorized-ratelimit\n").unauthorizedRatelimit)
+        self.assertFalse(fromFile("no-unauthorized-ratelimit\n").unauthorizedRatelimit)
+        config = fromFile("unauthorized-ratelimit-rps=50\nunauthorized-ratelimit-burst=200\n")
+        self.assertEqual(
+            (config.unauthorizedRatelimitRps, config.unauthorizedRatelimitBurst), (50, 200)
+        )
+        e = self.assertRaises(ConfigError, fromFile, "unauthorized-ratelimit-rps=0\n")
+        self.assertEqual(
+            (e.option, e.reason), ("unauthorized-ratelimit-rps", "0 is not a positive integer")
+        )
+
+    def test_userAuthFailuresPerMinute(self) -> None:
+        """
+        Failed authentications per user name and minute: 60 by default, 0 for no limit.
+        """
+        self.assertEqual(fromFile("").userAuthFailuresPerMinute, 60)
+        self.assertEqual(
+            fromFile("user-auth-failures-per-minute=0\n").userAuthFailuresPerMinute, 0
+        )
+        self.assertRaises(ConfigError, fromFile, "user-auth-failures-per-minute=-1\n")
+
 
 class AddressTests(SynchronousTestCase):
     """

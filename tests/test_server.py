@@ -6,6 +6,7 @@ listener protocol on fake transports with a L{Clock}.
 import hashlib
 import hmac
 import socket
+import struct
 import sys
 from base64 import b64encode
 
@@ -49,6 +50,7 @@ from twisted_turn.stun.integrity import verifyIntegrity
 from twisted_turn.stun.message import (
     MessageClass,
     Method,
+    decodeMessage,
     encodeMessage,
     newTransactionId,
 )
@@ -1686,4 +1688,170 @@ class RelayWritesFollowPolicyTests(SynchronousTestCase):
                 Method.SEND, MessageClass.INDICATION, newTransactionId(),
                 [XorPeerAddress(*peer), Data(b"s")],
             )
+        )
+
+
+class UnauthenticatedRateLimitTests(SynchronousTestCase):
+    """
+    The per-source limit on answers to UDP requests whose integrity is not proven.
+    """
+
+    def setUp(self):
+        from twisted_turn.ratelimit import SourceLimiter
+
+        self.fixture = ServerFixture(unauthenticatedLimit=SourceLimiter(rate=10, burst=10))
+        self.server = self.fixture.server
+
+    def flood(self, client, count, seconds, make):
+        """
+        Send C{count} requests from C{client} spread over C{seconds}; how many were answered.
+        """
+        answered = 0
+        for _ in range(count):
+            client.send(make())
+            answered += len(client.received())
+            self.fixture.clock.advance(seconds / count)
+        return answered
+
+    def test_floodGetsBurstPlusRate(self):
+        """
+        2000 unauthenticated Allocates in one second from one source get at most the burst
+        plus the rate answered; the rest are dropped and counted.
+        """
+        attacker = self.fixture.client(address=("192.0.2.66", 5000))
+        answered = self.flood(
+            attacker, 2000, 1.0,
+            lambda: encodeMessage(Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(), [UDP]),
+        )
+        self.assertLessEqual(answered, 20)
+        self.assertGreaterEqual(answered, 19)
+        self.assertEqual(self.server.counters["dropUnauthenticatedRateLimited"], 2000 - answered)
+
+    def test_everyUnprovenAnswerCounts(self):
+        """
+        Malformed requests (400), failed integrity (401), unknown methods and unknown
+        comprehension-required attributes on Binding draw on the same budget; Binding
+        answers do not.
+        """
+        attacker = self.fixture.client(address=("192.0.2.66", 5000))
+        bad = self.fixture.client(address=("192.0.2.66", 5001), password="wrong")
+        bad.request(Method.ALLOCATE, [UDP])  # the challenge, then a failed-integrity retry
+        header = struct.Struct("!HHI12s")
+        requests = [
+            encodeMessage(0x0FF, MessageClass.REQUEST, newTransactionId(), []),
+            # An attribute running past the message: 400.
+            header.pack(Method.ALLOCATE, 8, 0x2112A442, newTransactionId())
+            + struct.pack("!HH", 0x0019, 100) + bytes(4),
+            # An unknown comprehension-required attribute: 420.
+            header.pack(Method.BINDING, 4, 0x2112A442, newTransactionId())
+            + struct.pack("!HH", 0x7FFE, 0),
+        ]
+        answered = []
+        for request in requests * 5:
+            attacker.send(request)
+            answered += [errorCode(decodeMessage(data)) for data in attacker.received()]
+        self.assertEqual(answered, [400, 400, 420] * 2 + [400, 400])
+        attacker.send(encodeMessage(Method.BINDING, MessageClass.REQUEST, newTransactionId(), []))
+        self.assertEqual(len(attacker.received()), 1)
+
+    def test_otherClientsUnaffected(self):
+        """
+        While one source floods, a client from another address authenticates, allocates and
+        refreshes as usual, and its authenticated errors are answered however many.
+        """
+        attacker = self.fixture.client(address=("192.0.2.66", 5000))
+        client = self.fixture.client()
+        for round in range(20):
+            for _ in range(100):
+                attacker.send(encodeMessage(
+                    Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(), [UDP]
+                ))
+            if round == 0:
+                self.assertEqual(
+                    client.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
+                )
+            response = client.request(Method.REFRESH, [Lifetime(600)])
+            self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+            response = client.request(Method.ALLOCATE, [UDP])
+            self.assertEqual(errorCode(response), 437)
+            self.fixture.clock.advance(0.05)
+
+    def test_streamsNotLimited(self):
+        """
+        Over TCP (a handshake proves the address) every challenge is answered.
+        """
+        from twisted_turn.testing import StreamTestClient
+
+        client = StreamTestClient(self.server, self.fixture.clock)
+        for _ in range(50):
+            client.send(encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(), [UDP]
+            ))
+        self.assertEqual(len(client.received()), 50)
+
+    def test_challengeIsSmall(self):
+        """
+        A header-only Allocate gets a 401 of 100 bytes: REALM, a 37-character NONCE,
+        PASSWORD-ALGORITHMS and an ERROR-CODE without reason phrase (docs/security.md).
+        """
+        attacker = self.fixture.client(address=("192.0.2.66", 5000))
+        attacker.send(
+            encodeMessage(Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(), [])
+        )
+        [answer] = attacker.received()
+        self.assertEqual(len(answer), 100)
+        message = decodeMessage(answer)
+        self.assertEqual(message.get(ErrorCode), ErrorCode(401, ""))
+        self.assertEqual(len(message.get(Nonce).value), 37)
+
+
+class AuthFailureLimitTests(SynchronousTestCase):
+    """
+    The per-user bound on failed authentications.
+    """
+
+    def setUp(self):
+        from twisted_turn.ratelimit import UserFailureLimiter
+
+        self.fixture = ServerFixture(authFailureLimit=UserFailureLimiter(perMinute=5))
+        self.server = self.fixture.server
+
+    def test_bruteForceDropped(self):
+        """
+        Past the budget, guesses for the name from an address it never authenticated from
+        are dropped unanswered, and a correct password from there is dropped too.
+        """
+        guesser = self.fixture.client(address=("192.0.2.66", 5000), password="guess")
+        codes = [errorCode(guesser.request(Method.ALLOCATE, [UDP])) for _ in range(5)]
+        self.assertEqual(codes, [401] * 5)
+        guesser.send(encodeMessage(Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(),
+                                   [UDP, Username("alice"), Realm("example.org"),
+                                    Nonce(guesser.nonce)], integrityKey=guesser.key()))
+        self.assertEqual(guesser.received(), [])
+        self.assertEqual(self.server.counters["dropAuthFailureLimited"], 1)
+        guesser.password = "secret"
+        guesser.send(encodeMessage(Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(),
+                                   [UDP, Username("alice"), Realm("example.org"),
+                                    Nonce(guesser.nonce)], integrityKey=guesser.key()))
+        self.assertEqual(guesser.received(), [])
+
+    def test_realUserNotLockedOut(self):
+        """
+        The user keeps authenticating from the address it authenticated from before, while
+        the guessing goes on; other names are not affected; the budget comes back with time.
+        """
+        user = self.fixture.client()
+        self.assertEqual(user.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS)
+        guesser = self.fixture.client(address=("192.0.2.66", 5000), password="guess")
+        for _ in range(50):
+            guesser.request(Method.ALLOCATE, [UDP])
+        for _ in range(10):
+            response = user.request(Method.REFRESH, [Lifetime(600)])
+            self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        other = self.fixture.client(address=("192.0.2.67", 1), username="bob", password="x")
+        self.assertEqual(errorCode(other.request(Method.ALLOCATE, [UDP])), 401)
+        self.fixture.clock.advance(60)
+        guesser.password = "secret"
+        self.assertEqual(
+            guesser.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
         )

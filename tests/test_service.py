@@ -466,6 +466,54 @@ class TurnServiceTests(SynchronousTestCase):
             error = response.get(ErrorCode)
             self.assertEqual(None if error is None else error.code, code, host)
 
+    def unauthenticatedAnswers(self, service, count=100):
+        """
+        How many of C{count} unauthenticated Allocates from one source, at one instant, the
+        started C{service} answers.
+        """
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = self.clientOf(service)
+        for _ in range(count):
+            client.send(encodeMessage(
+                Method.ALLOCATE, MessageClass.REQUEST, newTransactionId(), [RequestedTransport(17)]
+            ))
+        return len(client.received())
+
+    def test_unauthenticatedRateLimitByDefault(self):
+        """
+        By default a source gets 10 unauthenticated answers at once (the burst is the rate);
+        the burst and the rate are options, and no-unauthorized-ratelimit answers all.
+        """
+        self.assertEqual(self.unauthenticatedAnswers(self.makeService()), 10)
+        self.assertEqual(
+            self.unauthenticatedAnswers(self.makeService(unauthorizedRatelimitBurst=25)), 25
+        )
+        self.assertEqual(
+            self.unauthenticatedAnswers(self.makeService(unauthorizedRatelimitRps=40)), 40
+        )
+        self.assertEqual(
+            self.unauthenticatedAnswers(self.makeService(unauthorizedRatelimit=False)), 100
+        )
+
+    def test_authFailureLimitByDefault(self):
+        """
+        By default a user name gets 60 failed authentications (then one a second) from an
+        address it never authenticated from; 0 turns the limit off.
+        """
+        for perMinute, expected in ((60, 60), (0, 80)):
+            service = self.makeService(
+                userAuthFailuresPerMinute=perMinute, unauthorizedRatelimit=False
+            )
+            service.startService()
+            self.addCleanup(service.stopService)
+            guesser = self.clientOf(service, password="wrong", address=("192.0.2.66", 1))
+            answered = sum(
+                guesser.request(Method.ALLOCATE, [RequestedTransport(17)]) is not None
+                for _ in range(80)
+            )
+            self.assertEqual(answered, expected, perMinute)
+
     def test_hostAddressesRefusedAsPeers(self):
         """
         Whatever it listens on, the service refuses as peers the addresses of its host (asked

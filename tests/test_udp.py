@@ -745,3 +745,23 @@ class OptionsTests(SynchronousTestCase):
         Without the native module the counters say so.
         """
         self.assertEqual(udp.udpCounters(udp.STOCK)["backend"], "stock")
+
+
+class BoundedCacheTests(SynchronousTestCase):
+    """
+    The source and destination caches of the batching port stay at their bound.
+    """
+
+    def test_oldestForgotten(self):
+        """
+        A full cache forgets its oldest entry for each new one, keeping its size and its
+        newest entries, so a flood of new addresses leaves memory flat.
+        """
+        from collections import OrderedDict
+
+        self.patch(udp, "_CACHE_LIMIT", 3)
+        cache: OrderedDict = OrderedDict()
+        for key in range(10):
+            udp._remember(cache, key, str(key))
+            self.assertLessEqual(len(cache), 3)
+        self.assertEqual(list(cache.items()), [(7, "7"), (8, "8"), (9, "9")])

@@ -278,10 +278,12 @@ class NonceManager:
     Issue and check stateless nonces.
 
     A nonce is the cookie C{obMatJos2}, the security feature set (4 base64 characters), the
-    issue time in milliseconds (8 URL-safe base64 characters) and a truncated HMAC-SHA256 under
-    C{secret} of all that and the client's host (24 URL-safe base64 characters): 45 characters,
-    all valid in a NONCE. Nothing is stored, so a flood of unauthenticated requests costs no
-    memory, and every process configured with the same secret accepts the nonces of the others.
+    issue time in milliseconds (8 URL-safe base64 characters) and an HMAC-SHA256 under
+    C{secret} of all that and the client's host, truncated to 96 bits (16 URL-safe base64
+    characters): 37 characters, all valid in a NONCE, kept short because every 401 carries one
+    to a source that has proven nothing. Nothing is stored, so a flood of unauthenticated
+    requests costs no memory, and every process configured with the same secret accepts the
+    nonces of the others.
 
     @ivar features: the security feature set advertised in every nonce.
     @cvar clockSkew: how far in the future (seconds) an issue time may be, for a fleet whose
@@ -291,7 +293,7 @@ class NonceManager:
     clockSkew = 5.0
 
     _TIME_BYTES = 6
-    _MAC_BYTES = 18
+    _MAC_BYTES = 12
 
     def __init__(self, secret: bytes, lifetime: float, features: int) -> None:
         """

@@ -75,6 +75,10 @@ class TurnConfig:
     permissionLifetime: int = 300
     userQuota: int = 0
     totalQuota: int = 0
+    unauthorizedRatelimit: bool = True
+    unauthorizedRatelimitRps: int = 10
+    unauthorizedRatelimitBurst: int = 0
+    userAuthFailuresPerMinute: int = 60
     maxBps: int = 0
     noUdp: bool = False
     noTcp: bool = False
@@ -475,6 +479,21 @@ OPTIONS: Tuple[Option, ...] = (
            "Most allocations per user at once; 0 for no limit.", **_COUNT),
     Option("total-quota", "Q", "int", "totalQuota",
            "Most allocations in total; 0 for no limit.", **_COUNT),
+    Option("unauthorized-ratelimit", None, "flag", "unauthorizedRatelimit",
+           "Rate-limit the answers sent over UDP before a request's integrity is proven "
+           "(401, 438, 400, ...), per source address (IPv4, IPv6 /64); beyond the limit they "
+           "are dropped unanswered. On by default here (coturn's is off)."),
+    Option("no-unauthorized-ratelimit", None, "flag", "unauthorizedRatelimit",
+           "Answer every unauthenticated request, however many.", inverted=True),
+    Option("unauthorized-ratelimit-rps", None, "int", "unauthorizedRatelimitRps",
+           "Unauthenticated answers per source address and second.", **_POSITIVE),
+    Option("unauthorized-ratelimit-burst", None, "int", "unauthorizedRatelimitBurst",
+           "Unauthenticated answers a source may get at once before the rate applies; 0 for "
+           "the same as --unauthorized-ratelimit-rps.", **_COUNT),
+    Option("user-auth-failures-per-minute", None, "int", "userAuthFailuresPerMinute",
+           "Failed authentications per user name and minute (a burst of as many) before the "
+           "name is checked only from addresses it authenticated from in the last day; "
+           "beyond, requests are dropped unanswered. 0 for no limit.", **_COUNT),
     Option("no-udp", None, "flag", "noUdp", "Do not listen for clients over UDP."),
     Option("no-tcp", None, "flag", "noTcp", "Do not listen for clients over TCP."),
     Option("no-tls", None, "flag", "noTls", "Do not listen for clients over TLS."),

@@ -33,6 +33,7 @@ from twisted_turn.auth import (
     PasswordAlgorithm,
 )
 from twisted_turn.policy import PeerPolicy
+from twisted_turn.ratelimit import SourceLimiter, UserFailureLimiter
 from twisted_turn.relay import NoRelayPort, RelayPortAllocator
 from twisted_turn.stun.attributes import (
     AdditionalAddressFamily,
@@ -131,8 +132,14 @@ class StunError(Exception):
     def __init__(self, code: int, reason: Optional[str] = None, extra: Sequence[Any] = ()) -> None:
         Exception.__init__(self, code, reason)
         self.code = code
-        self.reason = reason or REASONS[code]
+        self.reason = REASONS[code] if reason is None else reason
         self.extra = tuple(extra)
+
+
+class _Unanswered(Exception):
+    """
+    Raised inside a handler to drop a request without any answer (a rate limit).
+    """
 
 
 #: At most this many types in UNKNOWN-ATTRIBUTES: a request listing thousands must not get an
@@ -176,11 +183,17 @@ class TurnServer:
         externalAddresses: Optional[Dict[str, str]] = None,
         tcpRelays: Any = None,
         tcpRelayPorts: Optional[RelayPortAllocator] = None,
+        unauthenticatedLimit: Optional[SourceLimiter] = None,
+        authFailureLimit: Optional[UserFailureLimiter] = None,
     ) -> None:
         """
         @param tcpRelays: the RFC 6062 connection registry
             (L{twisted_turn.tcprelay.TcpRelays}), or L{None} to refuse TCP allocations with
             442; C{tcpRelayPorts} then allocates the relayed TCP addresses.
+        @param unauthenticatedLimit: bounds the answers to UDP requests whose integrity is not
+            proven (challenges and errors), per source; past it they are dropped unanswered.
+        @param authFailureLimit: bounds failed authentications per user name; past it,
+            requests for that name from addresses it has not authenticated from are dropped.
         """
         self._clock = clock
         self._authenticator = authenticator
@@ -199,6 +212,8 @@ class TurnServer:
         self._external = dict(externalAddresses or {})
         self.tcpRelays = tcpRelays
         self.tcpRelayPorts = tcpRelayPorts
+        self._unauthenticatedLimit = unauthenticatedLimit
+        self._authFailureLimit = authFailureLimit
         self.table = AllocationTable()
         self.counters: Counter = Counter()
         # RFC 8489 section 9.2.4: PASSWORD-ALGORITHMS is offered, and can be chosen from, only
@@ -244,7 +259,11 @@ class TurnServer:
             message = decodeMessage(data)
         except StunDecodeError as e:
             self.counters["dropMalformed"] += 1
-            if e.header is not None and e.header[1] == MessageClass.REQUEST:
+            if (
+                e.header is not None
+                and e.header[1] == MessageClass.REQUEST
+                and self._mayAnswerUnproven(client, protocol)
+            ):
                 method, _, transactionId = e.header
                 self._send(
                     transport, client, method, MessageClass.ERROR, transactionId,
@@ -320,10 +339,38 @@ class TurnServer:
         )
 
     def _challenge(self, code: int, client: Address, now: float) -> StunError:
+        # No reason phrase: the answer goes to a source that proved nothing, so it is kept as
+        # small as RFC 8489 allows (docs/security.md, amplification).
         extra: list = [Realm(self._realm), Nonce(self._nonces.issue(client[0], now))]
         if self._offered is not None:
             extra.append(self._offered)
-        return StunError(code, extra=extra)
+        return StunError(code, "", extra=extra)
+
+    def _mayAnswerUnproven(self, client: Address, transport: str) -> bool:
+        """
+        Whether an answer may go to C{client}, which has proven nothing: always over streams
+        and DTLS (their handshakes prove the address), within the per-source limit over UDP.
+        """
+        limit = self._unauthenticatedLimit
+        if limit is None or transport != "udp" or limit.allow(client[0], self._clock.seconds()):
+            return True
+        self._dropLimited(
+            "dropUnauthenticatedRateLimited",
+            "Unauthenticated requests from {client} past the rate limit are dropped "
+            "unanswered ({dropped} so far from all sources)",
+            client=client[0],
+        )
+        return False
+
+    def _dropLimited(self, counter: str, message: str, **fields: Any) -> None:
+        """
+        Count a request a rate limit drops, and log it (at info, with the client address, as
+        refusals are) the first times and then every thousandth.
+        """
+        self.counters[counter] += 1
+        dropped = self.counters[counter]
+        if worthLogging(dropped):
+            _log.info(message, dropped=dropped, **fields)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -331,14 +378,20 @@ class TurnServer:
         client = fiveTuple.client
         if request.method == Method.BINDING:
             if request.unknownRequired:
-                self._replyError(request, transport, client, _unknownAttributes(request), None)
+                if self._mayAnswerUnproven(client, fiveTuple.transport):
+                    self._replyError(
+                        request, transport, client, _unknownAttributes(request), None
+                    )
                 return
             self.counters["binding"] += 1
             self._reply(request, transport, client, [XorMappedAddress(*client)], None)
             return
         handler = self._handlers.get(request.method)
         if handler is None:
-            self._replyError(request, transport, client, StunError(400, "Unknown method"), None)
+            if self._mayAnswerUnproven(client, fiveTuple.transport):
+                self._replyError(
+                    request, transport, client, StunError(400, "Unknown method"), None
+                )
             return
         now = self._clock.seconds()
         credentials: Optional[Credentials] = None
@@ -348,7 +401,10 @@ class TurnServer:
                 raise _unknownAttributes(request)
             handler(request, transport, fiveTuple, credentials, now)
         except StunError as error:
-            self._replyError(request, transport, client, error, credentials)
+            if credentials is not None or self._mayAnswerUnproven(client, fiveTuple.transport):
+                self._replyError(request, transport, client, error, credentials)
+        except _Unanswered:
+            pass
 
     def _authenticate(self, request: Message, client: Address, now: float) -> Credentials:
         """
@@ -375,6 +431,15 @@ class TurnServer:
             name = self._authenticator.userForHash(userhash.value)
         else:
             name = username.value
+        failures = self._authFailureLimit if name is not None else None
+        if failures is not None and not failures.mayTry(name, client[0], now):  # type: ignore
+            self._dropLimited(
+                "dropAuthFailureLimited",
+                "Too many failed authentications for {user!r}: its requests from {client}, "
+                "which it has not authenticated from, are dropped ({dropped} so far)",
+                user=name, client=client[0],
+            )
+            raise _Unanswered()
         keys = []
         if name is not None and realm.value == self._realm:
             keys = self._authenticator.keysFor(name, algorithm, now)
@@ -382,8 +447,12 @@ class TurnServer:
         # tell which user names exist.
         for key in keys or (_NO_KEY,):
             if verifyIntegrity(request, key) and keys:
+                if failures is not None:
+                    failures.succeeded(name, client[0], now)  # type: ignore[arg-type]
                 return Credentials(name, key, sha256)
         self.counters["authFailed"] += 1
+        if failures is not None:
+            failures.failed(name, now)  # type: ignore[arg-type]
         _log.debug("Authentication failed for {user!r} from {client}", user=name, client=client)
         raise self._challenge(401, client, now)
 

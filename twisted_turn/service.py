@@ -35,6 +35,7 @@ from twisted_turn.config import TurnConfig, makeConfig
 from twisted_turn.hostaddress import isLocalAddress
 from twisted_turn.policy import PeerPolicy
 from twisted_turn.protocol import ListenerProtocol, RelayProtocol
+from twisted_turn.ratelimit import SourceLimiter, UserFailureLimiter
 from twisted_turn.relay import RelayPortAllocator, addressFamily
 from twisted_turn.server import TurnServer
 from twisted_turn.stream import StreamListenerFactory
@@ -250,6 +251,19 @@ class TurnService(MultiService):
             externalAddresses=self.externalAddresses,
             tcpRelays=self.tcpRelays,
             tcpRelayPorts=tcpRelayPorts,
+            unauthenticatedLimit=(
+                SourceLimiter(
+                    config.unauthorizedRatelimitRps,
+                    config.unauthorizedRatelimitBurst or config.unauthorizedRatelimitRps,
+                )
+                if config.unauthorizedRatelimit
+                else None
+            ),
+            authFailureLimit=(
+                UserFailureLimiter(config.userAuthFailuresPerMinute)
+                if config.userAuthFailuresPerMinute
+                else None
+            ),
         )
         if self.tcpRelays is not None:
             self.tcpRelays.counters = self.server.counters

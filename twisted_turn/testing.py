@@ -199,8 +199,9 @@ class TestClient:
         transactionId: Optional[bytes] = None,
     ) -> Message:
         """
-        Send a request and return the decoded response; with C{authenticate}, first learn a
-        nonce from a 401 and answer a 438 once, as a real client does.
+        Send a request and return the decoded response, or L{None} when the server dropped it
+        unanswered; with C{authenticate}, first learn a nonce from a 401 and answer a 438 once,
+        as a real client does.
         """
         for _ in range(3):
             tid = transactionId or newTransactionId()
@@ -210,7 +211,10 @@ class TestClient:
                 attrs += [Username(self.username), Realm(self.realm), Nonce(self.nonce)]
                 key = self.key()
             self.send(encodeMessage(method, MessageClass.REQUEST, tid, attrs, integrityKey=key))
-            response = self.lastMessage()
+            answers = self.received()
+            if not answers:
+                return None  # type: ignore[return-value]
+            response = decodeMessage(answers[-1])
             if not authenticate or response.messageClass != MessageClass.ERROR:
                 return response
             code = response.get(ErrorCode).code

@@ -20,6 +20,7 @@ import os
 import re
 import socket
 from array import array
+from collections import OrderedDict
 from dataclasses import dataclass
 from errno import EAGAIN, ECONNREFUSED, EINTR, EMSGSIZE, ENOBUFS, EWOULDBLOCK
 from typing import Any, Dict, List, Optional, Tuple
@@ -37,7 +38,7 @@ SLOT_SIZE = 65536
 DEFAULT_BATCH_SIZE = 64
 # Datagrams one doRead takes from one socket before letting the reactor serve the others.
 DEFAULT_BUDGET = 256
-# Entries kept in the source-address and destination caches before they are cleared.
+# Entries kept in the source-address and destination caches; past it the oldest is forgotten.
 _CACHE_LIMIT = 65536
 
 _IGNORED_READ_ERRORS = frozenset({EAGAIN, EWOULDBLOCK, EINTR})
@@ -184,9 +185,23 @@ _receivers: Dict[int, List[_Receiver]] = {}
 
 # Source key (the native module's IPv4 key, or raw sockaddr bytes) to (host, port), and per
 # address family destination to packed sockaddr.  Neither depends on the port, so they are
-# shared: one bounded cache each, not one per relay socket.
-_sources: Dict[Any, Address] = {}
-_names: Dict[int, Dict[Any, bytes]] = {socket.AF_INET: {}, socket.AF_INET6: {}}
+# shared: one bounded cache each, not one per relay socket.  OrderedDict for O(1) eviction of
+# the oldest; its lookups are a dict's.
+_sources: "OrderedDict[Any, Address]" = OrderedDict()
+_names: Dict[int, "OrderedDict[Any, bytes]"] = {
+    socket.AF_INET: OrderedDict(), socket.AF_INET6: OrderedDict()
+}
+
+
+def _remember(cache: "OrderedDict[Any, Any]", key: Any, value: Any) -> None:
+    """
+    Add to a bounded cache, forgetting its oldest entry when full: a flood of new addresses
+    (spoofed sources) holds the cache at its size, so memory stays flat, rather than filling
+    and emptying it.
+    """
+    if len(cache) >= _CACHE_LIMIT:
+        cache.popitem(last=False)
+    cache[key] = value
 
 
 class BatchingPort(udp.Port):
@@ -323,8 +338,9 @@ class BatchingPort(udp.Port):
                 keys = unpack(rx.keys, count)
                 offset = 0
                 for i in range(count):
-                    source = sources.get(keys[i])
-                    if source is None:
+                    try:
+                        source = sources[keys[i]]
+                    except KeyError:
                         source = self._source(receiver, i, keys[i])
                     try:
                         deliver(buffers[offset : offset + lengths[i]], source)
@@ -371,9 +387,7 @@ class BatchingPort(udp.Port):
                 except OSError:
                     text += f"%{scope[0]}"
         source = (text, port[0])
-        if len(_sources) >= _CACHE_LIMIT:
-            _sources.clear()
-        _sources[key] = source
+        _remember(_sources, key, source)
         return source
 
     def _readError(self, errno: int) -> None:
@@ -477,10 +491,8 @@ class BatchingPort(udp.Port):
         name = self._ffi.new("char[]", self._lib.TT_NAME_SIZE)
         self._lib.tt_pack_name(family, packedHost, port, scope, name)
         packed = self._ffi.buffer(name)[:]
-        if len(self._names) >= _CACHE_LIMIT:
-            # Clearing may drop names of queued destinations: _flush packs those again.
-            self._names.clear()
-        self._names[addr] = packed
+        # Forgetting may drop names of queued destinations: _flush packs those again.
+        _remember(self._names, addr, packed)
         return packed
 
     def _flush(self) -> None:
@@ -513,7 +525,7 @@ class BatchingPort(udp.Port):
         groups = array("I")
         destinations = []
         for addr, queue in queues.items():
-            # The cache may have been cleared since the write (it is bounded): pack again.
+            # The cache may have forgotten it since the write (it is bounded): pack again.
             destinations.append(names.get(addr) or self._name(addr))
             groups.append(len(queue))
             payloads += queue

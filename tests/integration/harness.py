@@ -340,14 +340,14 @@ class RawTurnClient:
     """
 
     def __init__(self, serverPort: int, username: str = USER, password: str = PASSWORD,
-                 serverHost: str = HOST) -> None:
+                 serverHost: str = HOST, sourceHost: Optional[str] = None) -> None:
         self.server = (serverHost, serverPort)
         self.username = username
         self.password = password
         self.realm: Optional[bytes] = None
         self.nonce: Optional[bytes] = None
         self.sock = socket.socket(_family(serverHost), socket.SOCK_DGRAM)
-        self.sock.bind((serverHost, 0))
+        self.sock.bind((sourceHost or serverHost, 0))
         self.sock.settimeout(5)
 
     def close(self) -> None:

@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=Path, default=None, help="also write every number here")
     run.add_argument("--workdir", type=Path, default=None,
                      help="directory for the server logs (default: a new temporary one)")
+    run.add_argument("--baseline", type=Path, default=None,
+                     help="another checkout (its native module built in place), run with the "
+                     "defaults as the variant 'baseline' beside the others: a change's before "
+                     "and after in one run")
 
     load = commands.add_parser(
         "load",
@@ -146,9 +150,13 @@ def _run(args: argparse.Namespace) -> int:
         variants=args.variants, loads=args.loads, rounds=args.rounds, duration=args.duration,
         warmup=args.warmup, drain=args.drain, serverCpu=args.server_cpu,
         loadCpu=args.load_cpu, inflight=args.inflight, workdir=args.workdir,
-        jsonPath=args.json,
+        jsonPath=args.json, baseline=args.baseline,
     )
-    runBenchmark(config)
+    try:
+        runBenchmark(config)
+    except ValueError as e:
+        print(f"twisted_turn.bench: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

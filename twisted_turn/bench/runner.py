@@ -20,6 +20,7 @@ from twisted_turn.bench.client import TurnClient, TurnError, openClients
 from twisted_turn.bench.load import EchoPeer, Generator
 from twisted_turn.bench.servers import (
     VARIANTS,
+    Variant,
     ServerFailed,
     ServerProcess,
     cpuSeconds,
@@ -117,6 +118,8 @@ class BenchConfig:
     jsonPath: Optional[Path] = None
     keepLogs: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
+    #: Another checkout, run with the defaults as the variant C{baseline} beside the others.
+    baseline: Optional[Path] = None
 
 
 def _waitSending(generator: Generator, deadlineNs: int) -> None:
@@ -262,6 +265,8 @@ def runBenchmark(config: BenchConfig, out: Callable[[str], None] = print) -> Dic
     if config.rounds < 1 or config.duration <= 0:
         raise ValueError("at least one round of a positive duration")
     variants = [VARIANTS[name] for name in config.variants]
+    if config.baseline is not None:
+        variants.append(baselineVariant(config.baseline))
     loads = [LOADS[name] for name in config.loads]
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     serverCpu, loadCpu = config.serverCpu, config.loadCpu
@@ -395,6 +400,19 @@ def _runLoad(
             for name, summary in summaries.items()
         },
     }
+
+
+def baselineVariant(root: Path) -> Variant:
+    """
+    The variant C{baseline}: the defaults, from the checkout at C{root} (its native module
+    built in place), to measure a change before and after in one run.
+
+    @raise ValueError: C{root} holds no C{twisted_turn} package.
+    """
+    root = Path(root).resolve()
+    if not (root / "twisted_turn" / "__init__.py").exists():
+        raise ValueError(f"--baseline {root}: no twisted_turn package there")
+    return Variant("baseline", f"the defaults, from the checkout {root}", packageRoot=root)
 
 
 def variantsHelp() -> str:

@@ -59,6 +59,8 @@ class Variant:
     @ivar environment: extra environment variables.
     @ivar twistdOptions: twistd's own options (before C{turn}).
     @ivar turnOptions: options of C{twistd turn}, after the common ones.
+    @ivar packageRoot: the checkout whose C{twisted_turn} runs (L{PACKAGE_ROOT} when
+        L{None}): another one measures a baseline side by side (C{run --baseline}).
     """
 
     name: str
@@ -67,6 +69,7 @@ class Variant:
     environment: Dict[str, str] = field(default_factory=dict)
     twistdOptions: Tuple[str, ...] = ()
     turnOptions: Tuple[str, ...] = ()
+    packageRoot: Optional[Path] = None
 
 
 VARIANTS: Dict[str, Variant] = {
@@ -283,9 +286,8 @@ class ServerProcess:
                 *TWISTD, "-n", "--pidfile=", *variant.twistdOptions,
                 "turn", *common, *variant.turnOptions,
             ]
-            path = os.pathsep.join(
-                [str(PACKAGE_ROOT), *filter(None, [environment.get("PYTHONPATH")])]
-            )
+            root = variant.packageRoot or PACKAGE_ROOT
+            path = os.pathsep.join([str(root), *filter(None, [environment.get("PYTHONPATH")])])
             environment.update(PYTHONPATH=path, PYTHONUNBUFFERED="1")
         environment.update(variant.environment)
         self.command = [*_pinning(cpu), *command]
