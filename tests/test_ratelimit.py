@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_turn.ratelimit import (
-    SLOTS,
+    SOURCE_SLOTS,
     TRUSTED_LIFETIME,
     SourceLimiter,
     UserFailureLimiter,
@@ -118,7 +118,7 @@ class SourceLimiterTests(SynchronousTestCase):
         for i in range(100_000):
             limiter.allow(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", NOW + i / 1e5)
         self.assertEqual((len(buckets._tokens), len(buckets._stamps)), before)
-        self.assertEqual(before, (SLOTS, SLOTS))
+        self.assertEqual(before, (SOURCE_SLOTS, SOURCE_SLOTS))
 
     def test_collisionNeedsBothSlots(self) -> None:
         """

@@ -22,10 +22,15 @@ import socket
 from array import array
 from typing import Tuple
 
-__all__ = ["SourceLimiter", "UserFailureLimiter", "sourceKey"]
+__all__ = ["SOURCE_SLOTS", "USER_SLOTS", "SourceLimiter", "UserFailureLimiter", "sourceKey"]
 
-#: Slots per table: a power of two.  Two arrays of doubles each, 256 KiB per table.
-SLOTS = 16384
+#: Slots of the per-source table: a power of two, two arrays of doubles (1 MiB).  Sized so
+#: that 500 sources spending their whole burst at once throttle another source by collision
+#: about once in ten such bursts (each source uses two of the slots).
+SOURCE_SLOTS = 65536
+
+#: Slots of the per-user tables (256 KiB of budgets, 256 KiB of trusted pairs).
+USER_SLOTS = 16384
 
 #: Seconds a user's successful authentication from an address keeps that address trusted
 #: while the user's failure budget is spent.
@@ -52,7 +57,7 @@ class _Buckets:
     key.
     """
 
-    def __init__(self, rate: float, burst: float, slots: int = SLOTS) -> None:
+    def __init__(self, rate: float, burst: float, slots: int) -> None:
         if slots & (slots - 1) or slots < 2:
             raise ValueError(f"slots must be a power of two, not {slots}")
         self._rate = rate
@@ -104,7 +109,7 @@ class SourceLimiter:
     fixed memory.
     """
 
-    def __init__(self, rate: float, burst: float, slots: int = SLOTS) -> None:
+    def __init__(self, rate: float, burst: float, slots: int = SOURCE_SLOTS) -> None:
         """
         @raise ValueError: C{rate} or C{burst} below 1, or C{slots} not a power of two.
         """
@@ -133,7 +138,7 @@ class UserFailureLimiter:
     trusted.
     """
 
-    def __init__(self, perMinute: int, slots: int = SLOTS) -> None:
+    def __init__(self, perMinute: int, slots: int = USER_SLOTS) -> None:
         """
         @raise ValueError: C{perMinute} below 1, or C{slots} not a power of two.
         """
