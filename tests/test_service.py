@@ -514,6 +514,39 @@ class TurnServiceTests(SynchronousTestCase):
             )
             self.assertEqual(answered, expected, perMinute)
 
+    def test_bufferSizesReported(self):
+        """
+        At start the UDP buffers in force are logged; below --sock-buf-size (the kernel capped
+        them), a warning names the sysctls to raise.
+        """
+        for sizes, level, text in [
+            ((2097152, 2097152), LogLevel.info, "UDP socket buffers: 2097152 bytes to receive"),
+            ((212992, 212992), LogLevel.warn, "below --sock-buf-size 2097152"),
+        ]:
+            self.patch(udp, "bufferSizes", lambda port, sizes=sizes: sizes)
+            service = self.makeService()
+            with capturedLogs() as events:
+                service.startService()
+            service.stopService()
+            [event] = [e for e in events if "UDP socket buffers" in e.get("log_format", "")]
+            self.assertEqual(event["log_level"], level)
+            self.assertIn(text, formatEvent(event))
+
+    def test_kernelDropsSummarizedOnStop(self):
+        """
+        On the stock port too, the UDP summary names the kernel's drops, and the last one is
+        logged when the service stops.
+        """
+        self.patch(udp, "kernelDrops", lambda: 7)
+        service = self.makeService()
+        service.startService()
+        with capturedLogs() as events:
+            service.stopService()
+        self.assertIn(
+            "UDP on Twisted's stock port: drops dropKernelQueue:7",
+            [formatEvent(e) for e in events],
+        )
+
     def test_hostAddressesRefusedAsPeers(self):
         """
         Whatever it listens on, the service refuses as peers the addresses of its host (asked

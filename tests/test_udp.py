@@ -14,6 +14,7 @@ import errno
 import os
 import select
 import socket
+import sys
 from typing import Any, List, Optional, Tuple
 
 from twisted.internet import error, udp as stockUdp
@@ -765,3 +766,95 @@ class BoundedCacheTests(SynchronousTestCase):
             udp._remember(cache, key, str(key))
             self.assertLessEqual(len(cache), 3)
         self.assertEqual(list(cache.items()), [(7, "7"), (8, "8"), (9, "9")])
+
+
+class SocketBufferTests(SynchronousTestCase):
+    """
+    L{udp.setBufferSize}, L{udp.bufferSizes} and the kernel drop counters, on real sockets.
+    """
+
+    def port(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        self.addCleanup(sock.close)
+
+        class Port:
+            pass
+
+        port = Port()
+        port.socket = sock
+        return port
+
+    def test_setsBothBuffers(self):
+        """
+        Both buffers get the size asked for (past net.core.rmem_max where the process may),
+        and 0 leaves them as they are.
+        """
+        port = self.port()
+        before = udp.bufferSizes(port)
+        self.assertEqual(udp.setBufferSize(port, 0), before)
+        sizes = udp.setBufferSize(port, 1 << 20)
+        try:
+            with open("/proc/sys/net/core/rmem_max") as f:
+                ceiling = int(f.read())
+        except OSError:
+            ceiling = 0
+        if os.geteuid() == 0 or ceiling >= 1 << 20:
+            self.assertEqual(sizes, (1 << 20, 1 << 20))
+        else:
+            self.assertGreaterEqual(sizes[0], before[0])
+
+    def test_fallsBackWithoutPrivilege(self):
+        """
+        Where SO_RCVBUFFORCE is refused, the plain option is set instead.
+        """
+        calls = []
+
+        class Refusing:
+            def setsockopt(self, level, option, value):
+                calls.append(option)
+                if option in (udp._SO_RCVBUFFORCE, udp._SO_SNDBUFFORCE):
+                    raise PermissionError(1, "Operation not permitted")
+
+            def getsockopt(self, level, option):
+                return 425984
+
+        class Port:
+            socket = Refusing()
+
+        self.assertEqual(udp.setBufferSize(Port(), 1 << 20), (212992, 212992))
+        self.assertEqual(
+            calls,
+            [udp._SO_RCVBUFFORCE, socket.SO_RCVBUF, udp._SO_SNDBUFFORCE, socket.SO_SNDBUF],
+        )
+
+    def test_noSocket(self):
+        """
+        A transport without a socket (a test's fake) is left alone.
+        """
+        self.assertIsNone(udp.setBufferSize(object(), 1 << 20))
+        self.assertIsNone(udp.bufferSizes(object()))
+
+    def test_kernelDropsCounted(self):
+        """
+        Datagrams the kernel drops at a full receive queue show in L{udp.socketDrops} and in
+        L{udp.kernelDrops} for a tracked port, and stay counted after the port is released.
+        """
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("SO_MEMINFO is Linux's")
+        port = self.port()
+        port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        before = udp.kernelDrops()
+        udp.track(port)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for _ in range(200):
+            sender.sendto(b"x" * 500, port.socket.getsockname())
+        dropped = udp.socketDrops(port.socket)
+        self.assertGreater(dropped, 0)
+        self.assertEqual(udp.kernelDrops() - before, dropped)
+        self.assertEqual(udp.udpCounters()["dropKernelQueue"] - before, dropped)
+        udp.release(port)
+        port.socket.close()
+        self.assertEqual(udp.kernelDrops() - before, dropped)
+        self.assertEqual(udp.socketDrops(object()), 0)

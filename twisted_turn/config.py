@@ -95,6 +95,7 @@ class TurnConfig:
     udpSendmmsg: Optional[bool] = None
     udpGso: Optional[bool] = None
     udpBatchSize: int = 64
+    sockBufSize: int = 2097152
     logFile: Optional[str] = None
     verbose: bool = False
     pidfile: Optional[str] = None
@@ -530,6 +531,10 @@ OPTIONS: Tuple[Option, ...] = (
            "(default: on with --udp-sendmmsg; needs it)."),
     Option("udp-batch-size", None, "int", "udpBatchSize",
            "Datagrams per recvmmsg call.", minimum=1, maximum=1024),
+    Option("sock-buf-size", None, "int", "sockBufSize",
+           "Receive and send buffer of every UDP socket (listeners, relays, DTLS), in bytes; "
+           "0 for the kernel's default. Past net.core.rmem_max/wmem_max only with "
+           "CAP_NET_ADMIN.", **_COUNT),
     Option("log-file", "l", "str", "logFile", "Write the log to this file."),
     Option("verbose", "v", "flag", "verbose", "Log at debug level."),
     Option("Verbose", "V", "flag", "verbose", "coturn's extra verbose: the same as --verbose."),

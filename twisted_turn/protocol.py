@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
 
+from twisted_turn import udp
 from twisted_turn._log import makeLogger, worthLogging
 from twisted_turn.allocation import Address
 from twisted_turn.stun.message import decodeSendIndication
@@ -175,6 +176,8 @@ class RelayProtocol(DatagramProtocol):
     def close(self) -> None:
         self.allocation = None
         if self.transport is not None:
+            # Keep its kernel drop count (a batching port does so itself; Twisted's does not).
+            udp.release(self.transport)
             self.transport.stopListening()
 
     def setDontFragment(self) -> bool:

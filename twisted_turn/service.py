@@ -316,7 +316,10 @@ class TurnService(MultiService):
     def _openRelay(self, host: str, port: int) -> RelayProtocol:
         protocol = RelayProtocol(self.server, self._reactor)
         try:
-            udp.listenUDP(self._reactor, port, protocol, host, MAX_DATAGRAM, self.batching)
+            udp.listenUDP(
+                self._reactor, port, protocol, host, MAX_DATAGRAM, self.batching,
+                self.config.sockBufSize,
+            )
         except CannotListenError as e:
             # Keep the errno: the allocator tells "port taken" from "cannot open any socket".
             raise OSError(getattr(e.socketError, "errno", None), str(e)) from e
@@ -375,10 +378,10 @@ class TurnService(MultiService):
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = self._reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
-        if self.batching.batching:
-            self._summarizer = LoopingCall(self._summarize)
-            self._summarizer.clock = self._reactor
-            self._summarizer.start(SUMMARY_INTERVAL, now=False)
+        self._reportBufferSizes()
+        self._summarizer = LoopingCall(self._summarize)
+        self._summarizer.clock = self._reactor
+        self._summarizer.start(SUMMARY_INTERVAL, now=False)
         _log.info(
             "TURN server on {listeners} port {port} ({transports}), relaying on {relays} "
             "ports {minPort}-{maxPort}, realm {realm!r}",
@@ -580,6 +583,33 @@ class TurnService(MultiService):
         """
         return udp.udpCounters(self.batching)
 
+    def _reportBufferSizes(self) -> None:
+        """
+        Say which UDP socket buffers are in force, and warn when the kernel capped them below
+        --sock-buf-size (no CAP_NET_ADMIN, and net.core.rmem_max or wmem_max lower).
+        """
+        wanted = self.config.sockBufSize
+        sizes = next(
+            filter(None, (udp.bufferSizes(port) for port in self.listeningPorts)), None
+        )
+        if sizes is None or not wanted:
+            return
+        receive, send = sizes
+        if receive < wanted or send < wanted:
+            _log.warn(
+                "UDP socket buffers are {receive} bytes to receive and {send} to send, below "
+                "--sock-buf-size {wanted}: the kernel caps them at net.core.rmem_max and "
+                "wmem_max for a process without CAP_NET_ADMIN. Raise those (sysctl -w "
+                "net.core.rmem_max={wanted} net.core.wmem_max={wanted}) or a burst of "
+                "datagrams may be dropped (dropKernelQueue in the UDP summary).",
+                receive=receive, send=send, wanted=wanted,
+            )
+        else:
+            _log.info(
+                "UDP socket buffers: {receive} bytes to receive, {send} to send",
+                receive=receive, send=send,
+            )
+
     def _summarize(self) -> None:
         # Only when something happened since the last one: an idle server stays quiet.
         counters = self.udpCounters()
@@ -591,6 +621,13 @@ class TurnService(MultiService):
             name: value for name, value in counters.items()
             if (name.startswith("drop") or name.endswith("Error")) and value
         }
+        if counters["backend"] == "stock":
+            if drops:
+                _log.info(
+                    "UDP on Twisted's stock port: drops {drops}",
+                    drops=" ".join(f"{k}:{v}" for k, v in drops.items()), counters=counters,
+                )
+            return
         _log.info(
             "UDP: {datagramsReceived} datagrams in {recvmmsgCalls} recvmmsg calls (batch "
             "sizes {histogram}); {datagramsSent} sent in {flushes} flushes: {gsoSends} GSO "
@@ -644,7 +681,8 @@ class TurnService(MultiService):
                 listening = self._listenIPv6Only(port, protocol)
             else:
                 listening = udp.listenUDP(
-                    self._reactor, port, protocol, host, MAX_DATAGRAM, self.batching
+                    self._reactor, port, protocol, host, MAX_DATAGRAM, self.batching,
+                    self.config.sockBufSize,
                 )
         except CannotListenError as e:
             where = f"[{host}]" if ":" in host else host
@@ -664,7 +702,8 @@ class TurnService(MultiService):
             sock.bind(("::", port))
             sock.setblocking(False)
             return udp.adoptDatagramPort(
-                self._reactor, sock, protocol, MAX_DATAGRAM, self.batching
+                self._reactor, sock, protocol, MAX_DATAGRAM, self.batching,
+                self.config.sockBufSize,
             )
         except OSError as e:
             raise CannotListenError("::", port, e) from e
@@ -732,6 +771,9 @@ class TurnService(MultiService):
 
     def stopService(self) -> Any:
         result = MultiService.stopService(self)
+        if self._summarizer is not None and self._summarizer.running:
+            # What happened since the last summary, before the sockets go.
+            self._summarize()
         self._close()
         self.server.closeAll()
         return result

@@ -19,6 +19,8 @@ import errno as errnoModule
 import os
 import re
 import socket
+import struct
+import weakref
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -104,6 +106,91 @@ _counters: Dict[str, int] = {
     "dropClosed": 0,
     "dropImmediate": 0,
 }
+
+# linux/socket.h: SO_SNDBUFFORCE and SO_RCVBUFFORCE set a buffer past net.core.wmem_max and
+# rmem_max (with CAP_NET_ADMIN); SO_MEMINFO reads a socket's memory counters, the ninth of
+# which (SK_MEMINFO_DROPS) is the datagrams the kernel dropped for it, mostly for a full
+# receive queue: the counter SO_RXQ_OVFL would put in every recvmmsg's control data.
+_SO_SNDBUFFORCE, _SO_RCVBUFFORCE, _SO_MEMINFO = 32, 33, 55
+_MEMINFO = struct.Struct("=9I")
+
+#: The UDP ports this process listens on, for their kernel drop counters; a port's last count
+#: moves to _closedKernelDrops when it closes.
+_tracked: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_closedKernelDrops = [0]
+
+
+def socketDrops(sock: Any) -> int:
+    """
+    The datagrams the kernel dropped for socket C{sock} (its receive queue was full), 0 where
+    the kernel does not say.
+    """
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 64)
+        return _MEMINFO.unpack_from(raw)[8]
+    except (OSError, struct.error, AttributeError, ValueError):
+        return 0
+
+
+def setBufferSize(port: Any, size: int) -> Optional[Tuple[int, int]]:
+    """
+    Set the receive and send buffers of C{port}'s socket to C{size} bytes: past the kernel's
+    ceiling where the process may (CAP_NET_ADMIN), else as far as the ceiling allows.
+
+    @return: the sizes in force, receive and send (the kernel reports twice what it was
+        asked for, of which half is payload room: this is that half), or L{None} for a port
+        without a socket (a test's fake transport).
+    """
+    sock = getattr(port, "socket", None)
+    if sock is None or size <= 0:
+        return bufferSizes(port)
+    for plain, forced in ((socket.SO_RCVBUF, _SO_RCVBUFFORCE), (socket.SO_SNDBUF, _SO_SNDBUFFORCE)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, forced, size)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, size)
+    return bufferSizes(port)
+
+
+def bufferSizes(port: Any) -> Optional[Tuple[int, int]]:
+    """
+    The receive and send buffer sizes of C{port}'s socket as it was asked for (the kernel
+    reports twice that, the other half being its bookkeeping), or L{None} without a socket.
+    """
+    sock = getattr(port, "socket", None)
+    if sock is None:
+        return None
+    return (
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2,
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2,
+    )
+
+
+def track(port: Any) -> None:
+    """
+    Count C{port}'s kernel drops in L{udpCounters} (L{listenUDP} and L{adoptDatagramPort} do).
+    """
+    if getattr(port, "socket", None) is not None:
+        _tracked.add(port)
+
+
+def release(port: Any) -> None:
+    """
+    Keep C{port}'s kernel drops once it closes: call before its socket is closed (a
+    L{BatchingPort} does it itself).
+    """
+    if port in _tracked:
+        _tracked.discard(port)
+        _closedKernelDrops[0] += socketDrops(port.socket)
+
+
+def kernelDrops() -> int:
+    """
+    The datagrams the kernel dropped for every UDP port of this process, closed ones included.
+    """
+    return _closedKernelDrops[0] + sum(
+        socketDrops(port.socket) for port in list(_tracked) if getattr(port, "socket", None)
+    )
 
 
 @dataclass(frozen=True)
@@ -276,6 +363,7 @@ class BatchingPort(udp.Port):
 
     def connectionLost(self, reason: Any = None) -> None:
         # The stock port's, without its "Closed" log line.
+        release(self)
         if self._queues:
             _counters["dropClosed"] += sum(len(queue) for queue in self._queues.values())
             self._queues = {}
@@ -572,33 +660,44 @@ def listenUDP(
     interface: str = "",
     maxPacketSize: int = 8192,
     options: BatchingOptions = STOCK,
+    bufferSize: int = 0,
 ) -> Any:
     """
     Listen on UDP with the port C{options} asks for: a started L{BatchingPort} when batching,
     else C{reactor.listenUDP}.
 
+    @param bufferSize: the socket's receive and send buffers in bytes (L{setBufferSize}), or
+        0 for the kernel's defaults.
     @raise error.CannotListenError: as C{reactor.listenUDP} does.
     """
     if not options.batching:
-        return reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=maxPacketSize)
-    listening = BatchingPort(port, protocol, interface, maxPacketSize, reactor, options)
-    listening.startListening()
+        listening = reactor.listenUDP(
+            port, protocol, interface=interface, maxPacketSize=maxPacketSize
+        )
+    else:
+        listening = BatchingPort(port, protocol, interface, maxPacketSize, reactor, options)
+        listening.startListening()
+    setBufferSize(listening, bufferSize)
+    track(listening)
     return listening
 
 
 def adoptDatagramPort(
     reactor: Any, sock: socket.socket, protocol: Any, maxPacketSize: int = 8192,
-    options: BatchingOptions = STOCK,
+    options: BatchingOptions = STOCK, bufferSize: int = 0,
 ) -> Any:
     """
     L{listenUDP} for a socket made and bound elsewhere; C{sock} stays the caller's to close.
     """
     if not options.batching:
-        return reactor.adoptDatagramPort(
+        listening = reactor.adoptDatagramPort(
             sock.fileno(), sock.family, protocol, maxPacketSize=maxPacketSize
         )
-    listening = BatchingPort.adopt(sock, protocol, maxPacketSize, reactor, options)
-    listening.startListening()
+    else:
+        listening = BatchingPort.adopt(sock, protocol, maxPacketSize, reactor, options)
+        listening.startListening()
+    setBufferSize(listening, bufferSize)
+    track(listening)
     return listening
 
 
@@ -606,7 +705,8 @@ def udpCounters(options: BatchingOptions = STOCK) -> Dict[str, Any]:
     """
     The process's batching counters: recvmmsg calls and datagrams with the batch-size
     histogram, flushes, datagrams sent, GSO sends and datagrams, sendmmsg calls, drops by
-    reason and whether GSO is still on.  All zero on the stock port.
+    reason and whether GSO is still on.  All zero on the stock port, but C{dropKernelQueue}:
+    the datagrams the kernel dropped for a full receive queue, on either port.
     """
     counters: Dict[str, Any] = {"backend": "native" if options.batching else "stock"}
     native = options.native
@@ -634,4 +734,5 @@ def udpCounters(options: BatchingOptions = STOCK) -> Dict[str, Any]:
             # outside a scope are sent at once and counted only when dropped (dropImmediate).
         )
     counters.update(_counters)
+    counters["dropKernelQueue"] = kernelDrops()
     return counters
