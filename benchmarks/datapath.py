@@ -4,7 +4,7 @@ ListenerProtocol (client ChannelData to a peer) and RelayProtocol (peer data to 
 ChannelData or as a Data indication), against a bare forwarder that does only a dictionary
 lookup and a write (the floor any Python relay pays).
 
-Run:  PYTHONPATH=. python benchmarks/datapath.py [--datagrams N] [--rounds R]
+Run:  PYTHONPATH=. python benchmarks/datapath.py [--datagrams N] [--rounds R] [--max-bps B]
 
 Variants alternate within each round, so the printed ratios compare runs taken side by side on
 a noisy machine. Writes go to a transport whose write() does nothing.
@@ -36,7 +36,7 @@ class NullTransport:
         pass
 
 
-def setUp():
+def setUp(maxBps=0):
     fixture = ServerFixture()
     client = fixture.client()
     client.request(Method.ALLOCATE, [RequestedTransport(17)])
@@ -49,6 +49,10 @@ def setUp():
     allocation.relay = NullTransport()
     allocation.channels[0x4000].relay = allocation.relay
     allocation.clientTransport = NullTransport()
+    if maxBps:
+        # A limit far above what the loop offers: the bucket is spent from on every datagram
+        # (the common case: one comparison, one subtraction) and never runs dry.
+        fixture.server.setBandwidth(maxBps, 0)
     return fixture, client, relay
 
 
@@ -63,9 +67,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--datagrams", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-bps", type=int, default=0,
+                        help="give the allocation this bandwidth limit (bytes a second)")
     options = parser.parse_args()
 
-    fixture, client, relay = setUp()
+    fixture, client, relay = setUp(options.max_bps)
     table = {client.address: (NullTransport(), PEER)}
 
     def bare(data, addr):

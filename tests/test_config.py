@@ -35,7 +35,7 @@ SERVED = (
     "no-tlsv1 no-tlsv1_1 no-tlsv1_2 tcp-relay no-tcp-relay"
 ).split()
 NOT_SERVED_YET = (
-    "max-bps no-udp-relay"
+    "no-udp-relay"
 ).split()
 
 
@@ -741,18 +741,10 @@ class NotImplementedTests(SynchronousTestCase):
         Their names are recorded once each, in order; served options are not.
         """
         config = fromFile(
-            "max-bps=5\nfingerprint\nrelay-threads=4\nmax-bps=0\nCA-file=/etc/ca.pem\n"
+            "prometheus\nfingerprint\nrelay-threads=4\nprometheus\nCA-file=/etc/ca.pem\n"
         )
-        self.assertEqual(config.notImplemented, ("max-bps", "relay-threads", "CA-file"))
+        self.assertEqual(config.notImplemented, ("prometheus", "relay-threads", "CA-file"))
         self.assertEqual(fromFile("fingerprint\nrealm=x\n").notImplemented, ())
-
-    def test_fieldStillSet(self) -> None:
-        """
-        Those with a L{TurnConfig} field still set it, validated.
-        """
-        config = fromFile("max-bps=1000\nno-udp-relay\n")
-        self.assertEqual(config.maxBps, 1000)
-        self.assertEqual(config.notImplemented, ("max-bps", "no-udp-relay"))
 
     def test_valuesValidated(self) -> None:
         """
@@ -826,7 +818,7 @@ class MakeConfigTests(SynchronousTestCase):
         self.assertEqual(config.users, (("alice", "0xnot-a-key"), ("bob", b"k" * 16)))
         self.assertEqual(config.externalIps, (("203.0.113.7", "10.0.0.7"),))
         self.assertTrue(config.fingerprint)
-        self.assertEqual((config.maxBps, config.notImplemented), (1000, ("max-bps",)))
+        self.assertEqual((config.maxBps, config.notImplemented), (1000, ()))
 
     def test_stringValues(self) -> None:
         """

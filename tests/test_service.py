@@ -202,9 +202,63 @@ class TurnServiceTests(SynchronousTestCase):
         calls = []
         self.reactor.callFromThread = lambda f, *a: calls.append(f)
         handler(signal.SIGHUP, None)
-        self.assertEqual(calls, [service.reloadCertificates])
+        self.assertEqual(calls, [service._reloadFromSignal])
         service.stopService()
         self.assertEqual(signal.getsignal(signal.SIGHUP), previous)
+
+    def test_sighupWithoutCertificate(self):
+        """
+        A twistd service without --cert takes SIGHUP too: it reloads the configuration.
+        """
+        previous = signal.getsignal(signal.SIGHUP)
+        service = self.makeService()
+        service.reloadOnSighup = True
+        service.startService()
+        self.assertNotEqual(signal.getsignal(signal.SIGHUP), previous)
+        service.stopService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), previous)
+
+    def test_reloadAppliesBandwidthLimits(self):
+        """
+        L{TurnService.reload} applies new --max-bps and --bps-capacity to the running server,
+        live allocations included, and names the changed options that need a restart
+        without applying them; what SIGHUP loads goes the same way, and a configuration that
+        does not load keeps the current one.
+        """
+        service = self.makeService(maxBps=1000)
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = self.clientOf(service)
+        client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        [allocation] = service.server.table
+        self.assertEqual(allocation.bps, 1000)
+        new = makeConfig(
+            listeningIps=("198.51.100.1",), relayIps=("198.51.100.1",),
+            users=(("alice", "secret"),), maxBps=5000, bpsCapacity=20000, realm="other",
+        )
+        with capturedLogs() as events:
+            service.reload(new)
+        self.assertEqual(allocation.bps, 5000)
+        self.assertEqual(
+            (service.config.maxBps, service.config.bpsCapacity, service.config.realm),
+            (5000, 20000, "twisted-turn"),
+        )
+        self.assertEqual(service.server.bandwidth.reserved, 5000)
+        messages = [formatEvent(e) for e in events]
+        self.assertIn("Changed options that take a restart, not applied: --realm", messages)
+        self.assertTrue(any("Bandwidth limits now --max-bps 5000" in m for m in messages))
+
+        def broken():
+            raise ConfigError("max-bps", "-1 is not an integer >= 0")
+
+        service.configLoader = broken
+        with capturedLogs() as events:
+            service._reloadFromSignal()
+        self.assertEqual(allocation.bps, 5000)
+        self.assertIn(
+            "Keeping the current configuration: --max-bps: -1 is not an integer >= 0",
+            [formatEvent(e) for e in events],
+        )
 
     def test_tcpRelayWiring(self):
         """
@@ -353,14 +407,17 @@ class TurnServiceTests(SynchronousTestCase):
         """
         Each recognised-but-not-served option is named in a warning at start.
         """
-        service = TurnService(
-            makeConfig(listeningIps=("198.51.100.1",), users=(("a", "b"),), maxBps=10),
-            reactor=MemoryUDPReactor(),
+        from twisted_turn.config import configFromPairs
+
+        config = configFromPairs(
+            [("listening-ip", "198.51.100.1", None), ("user", "a:b", None),
+             ("relay-threads", "4", None)]
         )
+        service = TurnService(config, reactor=MemoryUDPReactor())
         with capturedLogs() as events:
             service.startService()
         warned = [e["option"] for e in events if "option" in e]
-        self.assertIn("max-bps", warned)
+        self.assertIn("relay-threads", warned)
         service.stopService()
 
     def test_relayHosts(self):

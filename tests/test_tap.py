@@ -20,7 +20,7 @@ from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_turn import tap
-from twisted_turn.config import TurnConfig, makeConfig
+from twisted_turn.config import ConfigError, TurnConfig, makeConfig
 from twisted_turn.tap import Options, makeService
 
 
@@ -157,8 +157,8 @@ class CommandLineTests(SynchronousTestCase):
         """
         Options not served yet are accepted and recorded.
         """
-        config = parse("--no-udp-relay", "--relay-threads", "4", "--max-bps=100")
-        self.assertEqual(config.notImplemented, ("no-udp-relay", "relay-threads", "max-bps"))
+        config = parse("--no-udp-relay", "--relay-threads", "4", "--prometheus")
+        self.assertEqual(config.notImplemented, ("no-udp-relay", "relay-threads", "prometheus"))
 
     def test_sameAsMakeConfig(self) -> None:
         """
@@ -222,6 +222,25 @@ class ConfigFileTests(SynchronousTestCase):
         path = self.writeConfig("realm=example.org\nfrobnicate=1\n")
         e = self.assertRaises(usage.UsageError, parse, "-c", path)
         self.assertEqual(str(e), f"{path} line 2: frobnicate: unknown option")
+
+    def test_reloadConfigReadsTheFileAgain(self) -> None:
+        """
+        L{Options.reloadConfig} (what SIGHUP applies) reads the file again, with the same
+        command line on top; a file gone bad raises L{ConfigError}.
+        """
+        path = self.writeConfig("max-bps=1000\nuser=a:b\n")
+        options = Options()
+        options.parseOptions(["-c", path, "--bps-capacity", "8000"])
+        self.assertEqual((options.config.maxBps, options.config.bpsCapacity), (1000, 8000))
+        self.writeConfig("max-bps=2000\nuser=a:b\n")
+        reloaded = options.reloadConfig()
+        self.assertEqual((reloaded.maxBps, reloaded.bpsCapacity), (2000, 8000))
+        self.writeConfig("max-bps=lots\n")
+        e = self.assertRaises(ConfigError, options.reloadConfig)
+        self.assertEqual(str(e), f"{path} line 1: max-bps: lots is not an integer >= 0")
+        FilePath(path).remove()
+        e = self.assertRaises(ConfigError, options.reloadConfig)
+        self.assertTrue(str(e).startswith(f"-c: cannot read {path}: "), str(e))
 
     def test_missingFile(self) -> None:
         """

@@ -135,13 +135,17 @@ class Allocation:
     @ivar clientTransport: the listener transport replies and peer data go out on.
     @ivar allocateTransactionId: the transaction id of the Allocate that created it, so that a
         retransmission gets the same response (RFC 8656 section 7.2).
+    @ivar bps: its bandwidth limit in bytes a second, each direction on its own; 0 for none
+        (L{twisted_turn.bandwidth}).
+    @ivar upDue: when what its client sent to peers so far would have gone out at the rate
+        (L{twisted_turn.bandwidth.admitUp}); L{downDue} the same for what peers sent it.
     """
 
     __slots__ = (
         "fiveTuple", "client", "username", "relayAddress", "externalAddress", "expiresAt",
         "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
         "relay6", "relayed", "clientTransport", "allocateTransactionId", "allocateResponse",
-        "tcp",
+        "tcp", "bps", "secondsPerByte", "upDue", "downDue",
     )
 
     def __init__(
@@ -176,6 +180,9 @@ class Allocation:
         self.allocateResponse = b""
         #: A TCP relay (RFC 6062): its relayed address is a listening TCP socket.
         self.tcp = False
+        self.bps = 0.0
+        self.secondsPerByte = 0.0
+        self.upDue = self.downDue = 0.0
 
     # -- relayed addresses -----------------------------------------------------------------
 

@@ -34,6 +34,7 @@ __all__ = [
     "TurnConfig",
     "configFromPairs",
     "makeConfig",
+    "optionName",
     "parseConfigFile",
 ]
 
@@ -80,6 +81,7 @@ class TurnConfig:
     unauthorizedRatelimitBurst: int = 0
     userAuthFailuresPerMinute: int = 60
     maxBps: int = 0
+    bpsCapacity: int = 0
     noUdp: bool = False
     noTcp: bool = False
     noTls: bool = False
@@ -495,6 +497,14 @@ OPTIONS: Tuple[Option, ...] = (
            "Failed authentications per user name and minute (a burst of as many) before the "
            "name is checked only from addresses it authenticated from in the last day; "
            "beyond, requests are dropped unanswered. 0 for no limit.", **_COUNT),
+    Option("max-bps", "s", "int", "maxBps",
+           "Bandwidth limit of each allocation in bytes per second, each direction on its "
+           "own (over it datagrams are dropped); 0 for none. SIGHUP applies a new value.",
+           **_COUNT),
+    Option("bps-capacity", "B", "int", "bpsCapacity",
+           "Bandwidth in bytes per second the server hands out: each allocation reserves "
+           "--max-bps of it, and Allocate gets 486 when it is used up; 0 for no limit. Needs "
+           "--max-bps. SIGHUP applies a new value.", **_COUNT),
     Option("no-udp", None, "flag", "noUdp", "Do not listen for clients over UDP."),
     Option("no-tcp", None, "flag", "noTcp", "Do not listen for clients over TCP."),
     Option("no-tls", None, "flag", "noTls", "Do not listen for clients over TLS."),
@@ -540,8 +550,6 @@ OPTIONS: Tuple[Option, ...] = (
     Option("Verbose", "V", "flag", "verbose", "coturn's extra verbose: the same as --verbose."),
     Option("pidfile", None, "str", "pidfile", "Write the process id to this file."),
     # Recognised with a TurnConfig field, served in a later issue.
-    _later("max-bps", "s", "int", "maxBps",
-           "Bandwidth limit per session in bytes per second; 0 for none.", **_COUNT),
     # Recognised only, so that an existing coturn configuration runs; each warns when given.
     _later("listening-device", "d", "str", None, "Listen on this network device only."),
     _later("relay-device", "i", "str", None, "Relay through this network device only."),
@@ -577,8 +585,6 @@ OPTIONS: Tuple[Option, ...] = (
     _later("no-dynamic-realms", None, "flag", None, "No realms from the database."),
     _later("server-name", None, "str", None, "Server name for oAuth."),
     _later("oauth", None, "flag", None, "Third-party (oAuth) authorization."),
-    _later("bps-capacity", "B", "int", None,
-           "Total bandwidth of the server in bytes per second.", **_COUNT),
     _later("check-origin-consistency", None, "flag", None, "Check the ORIGIN attribute."),
     _later("stun-only", "S", "flag", None, "Answer STUN only, no TURN."),
     _later("no-stun", None, "flag", None, "Answer TURN only, no plain STUN."),
@@ -811,6 +817,10 @@ def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -
     for name, value in (("pkey", config.pkey), ("pkey-pwd", config.pkeyPwd)):
         if value is not None and config.cert is None:
             raise fail(name, "needs --cert")
+    if config.bpsCapacity and not config.maxBps:
+        raise fail(
+            "bps-capacity", "needs --max-bps: each allocation reserves that much of it"
+        )
     if config.tlsListeningPort == config.listeningPort and config.cert is not None and not (
         (config.noTls or config.noTcp) and (config.noDtls or config.noUdp)
     ):
@@ -820,6 +830,17 @@ def configFromPairs(pairs: Iterable[_Pair], filename: str = "turnserver.conf") -
             "port of their own",
         )
     return config
+
+
+def optionName(fieldName: str) -> str:
+    """
+    The option (its primary spelling, with dashes) that sets L{TurnConfig} field
+    C{fieldName}; the field name itself when no option does.
+    """
+    for option in OPTIONS:
+        if option.field == fieldName and not option.inverted:
+            return "--" + option.name
+    return fieldName
 
 
 def makeConfig(**fields: object) -> TurnConfig:

@@ -18,6 +18,7 @@ from twisted.internet.protocol import DatagramProtocol
 
 from twisted_turn import udp
 from twisted_turn._log import makeLogger, worthLogging
+from twisted_turn.bandwidth import BURST_SECONDS, admitUp
 from twisted_turn.allocation import Address
 from twisted_turn.stun.message import decodeSendIndication
 
@@ -59,6 +60,10 @@ def relayChannelData(server: Any, counters: Any, allocation: Any, data: bytes, n
         return
     if binding.restricted and not server.peerReachable(binding.peer):
         counters["dropPeerDenied"] += 1
+        return
+    # The bandwidth limit, if any (twisted_turn.bandwidth): nothing to pay without one.
+    if allocation.bps and not admitUp(allocation, len(data) - 4, now):
+        counters["dropBandwidthUp"] += 1
         return
     try:
         binding.relay.write(data[4:], binding.peer)
@@ -106,6 +111,16 @@ class ListenerProtocol(DatagramProtocol):
             if binding.restricted and not self._server.peerReachable(binding.peer):
                 self._counters["dropPeerDenied"] += 1
                 return
+            if allocation.bps:
+                # admitUp, inline on the measured hot path.
+                due = allocation.upDue
+                if due > now:
+                    if due - now > BURST_SECONDS:
+                        self._counters["dropBandwidthUp"] += 1
+                        return
+                else:
+                    due = now
+                allocation.upDue = due + length * allocation.secondsPerByte
             try:
                 # The binding's own relay: the relayed address of the peer's family.
                 binding.relay.write(data[4 : 4 + length], binding.peer)
@@ -142,6 +157,9 @@ class ListenerProtocol(DatagramProtocol):
             or host in allocation.restrictedPeers
         ):
             return False
+        if allocation.bps and not admitUp(allocation, len(payload), now):
+            self._counters["dropBandwidthUp"] += 1
+            return True
         try:
             # decodeSendIndication gives IPv4 peers only, and an allocation with an IPv4
             # permission has an IPv4 relayed address, which is always its first: relay.
@@ -203,6 +221,16 @@ class RelayProtocol(DatagramProtocol):
         if allocation.permissions.get(addr[0], -1.0) < now or allocation.expiresAt < now:
             self._counters["dropPeerNoPermission"] += 1
             return
+        if allocation.bps:
+            # admitUp's twin for the downlink, inline on the measured hot path.
+            due = allocation.downDue
+            if due > now:
+                if due - now > BURST_SECONDS:
+                    self._counters["dropBandwidthDown"] += 1
+                    return
+            else:
+                due = now
+            allocation.downDue = due + len(data) * allocation.secondsPerByte
         binding = allocation.peerChannels.get(addr)
         # Building the message is inside the try too: a datagram too large for the client's
         # framing (a 65527-byte IPv6 datagram as a Data indication) fails there.

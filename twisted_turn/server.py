@@ -32,6 +32,7 @@ from twisted_turn.auth import (
     NonceManager,
     PasswordAlgorithm,
 )
+from twisted_turn.bandwidth import BandwidthPolicy, admitUp, setRate
 from twisted_turn.policy import PeerPolicy
 from twisted_turn.ratelimit import SourceLimiter, UserFailureLimiter
 from twisted_turn.relay import NoRelayPort, RelayPortAllocator
@@ -185,6 +186,7 @@ class TurnServer:
         tcpRelayPorts: Optional[RelayPortAllocator] = None,
         unauthenticatedLimit: Optional[SourceLimiter] = None,
         authFailureLimit: Optional[UserFailureLimiter] = None,
+        bandwidth: Optional[BandwidthPolicy] = None,
     ) -> None:
         """
         @param tcpRelays: the RFC 6062 connection registry
@@ -194,6 +196,8 @@ class TurnServer:
             proven (challenges and errors), per source; past it they are dropped unanswered.
         @param authFailureLimit: bounds failed authentications per user name; past it,
             requests for that name from addresses it has not authenticated from are dropped.
+        @param bandwidth: C{--max-bps} and C{--bps-capacity}; none by default.  UDP
+            allocations only: TCP relays (RFC 6062) are neither shaped nor counted.
         """
         self._clock = clock
         self._authenticator = authenticator
@@ -214,6 +218,7 @@ class TurnServer:
         self.tcpRelayPorts = tcpRelayPorts
         self._unauthenticatedLimit = unauthenticatedLimit
         self._authFailureLimit = authFailureLimit
+        self.bandwidth = bandwidth if bandwidth is not None else BandwidthPolicy()
         self.table = AllocationTable()
         self.counters: Counter = Counter()
         # RFC 8489 section 9.2.4: PASSWORD-ALGORITHMS is offered, and can be chosen from, only
@@ -607,6 +612,11 @@ class TurnServer:
                         self._releaseOpened(opened)
                         raise StunError(420, extra=(UnknownAttributes((DontFragment.TYPE,)),))
 
+        rate = self.bandwidth.reserve()
+        if rate is None:
+            self._releaseOpened(opened)
+            self.counters["bandwidthQuotaReached"] += 1
+            raise StunError(486, "Allocation Bandwidth Quota Reached")
         lifetime = self._lifetime(request)
         allocation = Allocation(
             fiveTuple,
@@ -616,6 +626,7 @@ class TurnServer:
             now + lifetime,
             handle,
         )
+        setRate(allocation, rate, now)
         for extraHost, extraPort, extraHandle in opened[1:]:
             allocation.addRelayed(
                 (extraHost, extraPort), (self._external.get(extraHost, extraHost), extraPort),
@@ -916,6 +927,9 @@ class TurnServer:
         ):
             self.counters["dropPeerDenied"] += 1
             return
+        if allocation.bps and not admitUp(allocation, len(data.value), now):
+            self.counters["dropBandwidthUp"] += 1
+            return
         try:
             allocation.relayFor(peer.host).write(data.value, (peer.host, peer.port))
         except Exception:
@@ -954,10 +968,28 @@ class TurnServer:
             _log.debug("Deallocated {relay}", relay=allocation.relayAddress)
 
     def _releaseRelays(self, allocation: Allocation) -> None:
+        self.bandwidth.release(allocation.bps)
         ports = self.tcpRelayPorts if allocation.tcp else self.relays
         for relayed in allocation.relayed:
             host, port = relayed.address
             ports.release(host, port, relayed.handle)
+
+    def setBandwidth(self, maxBps: int, capacity: int) -> None:
+        """
+        New bandwidth limits (a reload): every live UDP allocation takes C{maxBps} at once
+        (with full buckets), and C{capacity} decides whether new allocations are admitted;
+        live ones are never cut off because the capacity shrank.
+
+        @raise ValueError: as L{BandwidthPolicy.reconfigure}.
+        """
+        self.bandwidth.reconfigure(maxBps, capacity)
+        now = self._clock.seconds()
+        reserved = 0.0
+        for allocation in self.table:
+            if not allocation.tcp:
+                setRate(allocation, float(maxBps), now)
+                reserved += maxBps
+        self.bandwidth.reserved = reserved
 
     def sweep(self) -> int:
         """

@@ -5,6 +5,7 @@ L{TurnService}: the TURN server as a Twisted service, for C{twistd turn} and for
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -31,7 +32,8 @@ from twisted_turn.auth import (
     Authenticator,
     NonceManager,
 )
-from twisted_turn.config import TurnConfig, makeConfig
+from twisted_turn.bandwidth import BandwidthPolicy
+from twisted_turn.config import ConfigError, TurnConfig, makeConfig, optionName
 from twisted_turn.hostaddress import isLocalAddress
 from twisted_turn.policy import PeerPolicy
 from twisted_turn.protocol import ListenerProtocol, RelayProtocol
@@ -156,9 +158,16 @@ class TurnService(MultiService):
     """
 
     exitOnStartupError = False
-    #: Reload the certificate on SIGHUP (set by C{twistd turn}; an embedding application owns
-    #: its signals and calls L{reloadCertificates} itself).
+    #: Reload on SIGHUP (set by C{twistd turn}; an embedding application owns its signals and
+    #: calls L{reload} itself).
     reloadOnSighup = False
+    #: What SIGHUP reads the configuration with (C{twistd turn} reads its -c file and command
+    #: line again): a callable returning a L{TurnConfig} or raising L{ConfigError}; L{None}
+    #: reloads the certificate only.
+    configLoader: Any = None
+
+    #: The options L{reload} applies to a running server; a change to any other takes a restart.
+    RELOADABLE = ("maxBps", "bpsCapacity")
 
     def __init__(
         self, config: Optional[TurnConfig] = None, reactor: Any = None, **options: Any
@@ -264,6 +273,7 @@ class TurnService(MultiService):
                 if config.userAuthFailuresPerMinute
                 else None
             ),
+            bandwidth=BandwidthPolicy(config.maxBps, config.bpsCapacity),
         )
         if self.tcpRelays is not None:
             self.tcpRelays.counters = self.server.counters
@@ -378,6 +388,8 @@ class TurnService(MultiService):
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = self._reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
+        if self.reloadOnSighup and hasattr(signal, "SIGHUP"):
+            self._previousSighup = (signal.signal(signal.SIGHUP, self._sighup),)
         self._reportBufferSizes()
         self._summarizer = LoopingCall(self._summarize)
         self._summarizer.clock = self._reactor
@@ -472,11 +484,53 @@ class TurnService(MultiService):
                     self.server, self._reactor, self.credentials.currentDtlsContext
                 )
                 self._listen(host, port, protocol, "DTLS")
-        if self.reloadOnSighup and hasattr(signal, "SIGHUP"):
-            self._previousSighup = (signal.signal(signal.SIGHUP, self._sighup),)
 
     def _sighup(self, signalNumber: int, frame: Any) -> None:
-        self._reactor.callFromThread(self.reloadCertificates)
+        self._reactor.callFromThread(self._reloadFromSignal)
+
+    def _reloadFromSignal(self) -> None:
+        config: Optional[TurnConfig] = None
+        if self.configLoader is not None:
+            try:
+                config = self.configLoader()
+            except ConfigError as e:
+                _log.warn("Keeping the current configuration: {error}", error=str(e))
+        self.reload(config)
+
+    def reload(self, config: Optional[TurnConfig] = None) -> None:
+        """
+        Apply a new configuration to the running server (what SIGHUP does under twistd): the
+        options in L{RELOADABLE} take effect at once (the bandwidth limits apply to live
+        allocations too); changes to any other are logged as needing a restart.  The TLS and
+        DTLS certificate is read again in any case (L{reloadCertificates}).
+
+        @param config: the new configuration; L{None} reloads the certificate only.
+        """
+        if config is not None:
+            old = self.config
+            changed = [
+                field.name for field in dataclasses.fields(TurnConfig)
+                if field.name != "notImplemented"
+                and getattr(old, field.name) != getattr(config, field.name)
+            ]
+            if "maxBps" in changed or "bpsCapacity" in changed:
+                self.server.setBandwidth(config.maxBps, config.bpsCapacity)
+                _log.info(
+                    "Bandwidth limits now --max-bps {maxBps} and --bps-capacity {capacity} "
+                    "(0: none)", maxBps=config.maxBps, capacity=config.bpsCapacity,
+                )
+            applied = dataclasses.replace(
+                old, **{name: getattr(config, name) for name in self.RELOADABLE}
+            )
+            self.config = applied
+            later = [name for name in changed if name not in self.RELOADABLE]
+            if later:
+                _log.warn(
+                    "Changed options that take a restart, not applied: {options}",
+                    options=", ".join(optionName(name) for name in later),
+                )
+        if self.credentials is not None:
+            self.reloadCertificates()
 
     def reloadCertificates(self) -> bool:
         """

@@ -51,9 +51,9 @@ def _readConfigFile(path: str) -> str:
         with open(path, encoding="utf-8-sig") as f:
             return f.read()
     except OSError as e:
-        raise usage.UsageError(f"-c: cannot read {path}: {e.strerror or e}") from None
+        raise ConfigError("-c", f"cannot read {path}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise usage.UsageError(f"-c: {path} is not UTF-8 text (byte {e.start})") from None
+        raise ConfigError("-c", f"{path} is not UTF-8 text (byte {e.start})") from None
 
 
 class Options(usage.Options):
@@ -156,15 +156,26 @@ class Options(usage.Options):
 
         @raise usage.UsageError: the file cannot be read, or a L{ConfigError} (same message).
         """
-        path = self["config"]
         try:
-            if path is None:
-                self.config = configFromPairs(self._pairs)
-            else:
-                filePairs = parseConfigFile(_readConfigFile(path), filename=path)
-                self.config = configFromPairs(filePairs + self._pairs, filename=path)
+            self.config = self._load()
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+
+    def _load(self) -> TurnConfig:
+        path = self["config"]
+        if path is None:
+            return configFromPairs(self._pairs)
+        filePairs = parseConfigFile(_readConfigFile(path), filename=path)
+        return configFromPairs(filePairs + self._pairs, filename=path)
+
+    def reloadConfig(self) -> TurnConfig:
+        """
+        The configuration as it is now: the -c file read again, then the same command line
+        (what SIGHUP applies).
+
+        @raise ConfigError: the file cannot be read or holds a bad option.
+        """
+        return self._load()
 
 
 def makeService(options: Options, reactor: object = None):  # type: ignore[no-untyped-def]
@@ -179,4 +190,5 @@ def makeService(options: Options, reactor: object = None):  # type: ignore[no-un
     service = TurnService(options.config, reactor=reactor)
     service.exitOnStartupError = True
     service.reloadOnSighup = True
+    service.configLoader = options.reloadConfig
     return service

@@ -300,6 +300,17 @@ class TurnServerProcess:
         """
         return self.logPath.read_text(errors="replace")
 
+    def waitForLog(self, text: str, timeout: float = READY_TIMEOUT) -> None:
+        """
+        Wait until the server has logged C{text}.
+
+        @raise AssertionError: it has not within C{timeout} seconds (the log is the message).
+        """
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log()}"
+            time.sleep(0.05)
+
     def stop(self) -> None:
         stopProcess(self.process)
 

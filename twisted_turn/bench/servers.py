@@ -97,6 +97,12 @@ VARIANTS: Dict[str, Variant] = {
             twistdOptions=("-r", "turnepoll"),
         ),
         Variant(
+            "maxbps",
+            "the defaults with --max-bps 1000000000: a limit no load reaches, so each datagram "
+            "pays the bandwidth bucket's cost and nothing is dropped",
+            turnOptions=("--max-bps", "1000000000"),
+        ),
+        Variant(
             "coturn",
             "Debian's coturn (/usr/bin/turnserver), all its relay threads on the server CPU",
             coturn=True,
