@@ -1855,3 +1855,96 @@ class AuthFailureLimitTests(SynchronousTestCase):
         self.assertEqual(
             guesser.request(Method.ALLOCATE, [UDP]).messageClass, MessageClass.SUCCESS
         )
+
+
+class RefusalLoggingTests(SynchronousTestCase):
+    """
+    Refused requests are logged once at info with the client address, the user and why, as
+    coturn does; the first 401 (the challenge) is not a refusal.
+    """
+
+    def setUp(self):
+        self.fixture = ServerFixture(userQuota=1)
+        self.client = self.fixture.client()
+
+    def refusals(self, action, fixture=None):
+        from twisted.logger import formatEvent
+
+        with capturedLogs() as events:
+            action()
+        return [formatEvent(e) for e in events if e.get("refusal") is not None]
+
+    def test_challengeNotLogged(self):
+        """
+        A successful Allocate after its 401 challenge logs no refusal.
+        """
+        self.assertEqual(self.refusals(lambda: self.client.request(Method.ALLOCATE, [UDP])), [])
+
+    def test_badPasswordLogged(self):
+        """
+        A 401 after failed credentials is logged with the client and the user name.
+        """
+        bad = self.fixture.client(address=("192.0.2.66", 7), password="wrong")
+        self.assertEqual(
+            self.refusals(lambda: bad.request(Method.ALLOCATE, [UDP])),
+            ["Refused Allocate from 192.0.2.66:7: 401 Unauthorized: bad credentials for "
+             "'alice' (wrong password, or no such user)"],
+        )
+
+    def test_peerRefusalNamesPeerAndRule(self):
+        """
+        A 403 names the peer and the rule that refused it.
+        """
+        self.client.request(Method.ALLOCATE, [UDP])
+        [line] = self.refusals(lambda: self.client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress("10.1.2.3", 1)]
+        ))
+        self.assertEqual(
+            line,
+            "Refused CreatePermission from 192.0.2.5:40000 ('alice'): 403 Peer address not "
+            "allowed: peer 10.1.2.3 is in the default deny list (10.0.0.0/8)",
+        )
+        [line] = self.refusals(lambda: self.client.request(
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress("203.0.113.10", 22)]
+        ))
+        self.assertEqual(
+            line,
+            "Refused ChannelBind from 192.0.2.5:40000 ('alice'): 403 Peer address not "
+            "allowed: peer 203.0.113.10:22 is the server's own relay address, on a port "
+            "where it holds no relay socket",
+        )
+
+    def test_quotaMismatchAndRefresh(self):
+        """
+        486 (quota), 437 (no allocation) and 441 (another user's allocation) are logged with
+        what was refused.
+        """
+        self.client.request(Method.ALLOCATE, [UDP])
+        second = self.fixture.client(address=("192.0.2.5", 40001))
+        lines = self.refusals(lambda: second.request(Method.ALLOCATE, [UDP]))
+        self.assertEqual(lines, [
+            "Refused Allocate from 192.0.2.5:40001 ('alice'): 486 Allocation Quota Reached: "
+            "--user-quota 1 reached",
+        ])
+        lines = self.refusals(lambda: second.request(Method.REFRESH, [Lifetime(600)]))
+        self.assertEqual(lines, [
+            "Refused Refresh from 192.0.2.5:40001 ('alice'): 437 Allocation Mismatch: no "
+            "allocation on this 5-tuple",
+        ])
+
+    def test_addressesLeftOut(self):
+        """
+        With logAddresses off, neither the client's nor the peer's address is logged.
+        """
+        fixture = ServerFixture(logAddresses=False)
+        client = fixture.client()
+        client.request(Method.ALLOCATE, [UDP])
+        [line] = self.refusals(lambda: client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress("10.1.2.3", 1)]
+        ))
+        self.assertEqual(
+            line,
+            "Refused CreatePermission from a client ('alice'): 403 Peer address not allowed: "
+            "a peer in the default deny list (10.0.0.0/8)",
+        )
+        self.assertNotIn("192.0.2.5", line)

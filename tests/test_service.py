@@ -604,6 +604,17 @@ class TurnServiceTests(SynchronousTestCase):
             [formatEvent(e) for e in events],
         )
 
+    def test_noLogAddresses(self):
+        """
+        --no-log-addresses keeps the client's and the peer's addresses out of the refusals.
+        """
+        service = self.makeService(noLogAddresses=True)
+        with capturedLogs() as events:
+            self.permissionCodes(service, ["10.1.2.3"])
+        [line] = [formatEvent(e) for e in events if e.get("refusal") == 403]
+        self.assertNotIn("192.0.2.5", line)
+        self.assertNotIn("10.1.2.3", line)
+
     def test_hostAddressesRefusedAsPeers(self):
         """
         Whatever it listens on, the service refuses as peers the addresses of its host (asked

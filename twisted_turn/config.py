@@ -100,6 +100,7 @@ class TurnConfig:
     sockBufSize: int = 2097152
     logFile: Optional[str] = None
     verbose: bool = False
+    noLogAddresses: bool = False
     pidfile: Optional[str] = None
     notImplemented: Tuple[str, ...] = field(default=())
 
@@ -547,6 +548,9 @@ OPTIONS: Tuple[Option, ...] = (
            "CAP_NET_ADMIN.", **_COUNT),
     Option("log-file", "l", "str", "logFile", "Write the log to this file."),
     Option("verbose", "v", "flag", "verbose", "Log at debug level."),
+    Option("no-log-addresses", None, "flag", "noLogAddresses",
+           "Leave client and peer addresses out of the refusals logged at info, for operators "
+           "who must not keep them."),
     Option("Verbose", "V", "flag", "verbose", "coturn's extra verbose: the same as --verbose."),
     Option("pidfile", None, "str", "pidfile", "Write the process id to this file."),
     # Recognised with a TurnConfig field, served in a later issue.

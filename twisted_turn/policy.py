@@ -148,9 +148,18 @@ _DEFAULT_DENIED = (
     "203.0.113.0/24",
     "224.0.0.0/4",
     "240.0.0.0/4",
-    # All of IPv6 outside global unicast 2000::/3: ::/128, ::1, 64:ff9b:1::/48, 100::/64,
-    # 100:0:0:1::/64, 5f00::/16, fc00::/7, fe80::/10, fec0::/10, ff00::/8 and what the IETF
-    # keeps reserved.
+    # The special IPv6 ranges outside global unicast, named so that a refusal can say which
+    # (the broad ranges below cover them too), then all of IPv6 outside 2000::/3.
+    "::/128",
+    "::1/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
     "::/3",
     "4000::/2",
     "8000::/1",
@@ -159,6 +168,16 @@ _DEFAULT_DENIED = (
     "2620:4f:8000::/48",
     "3fff::/20",
 )
+
+
+#: Why L{PeerPolicy.refusal} refuses a peer.
+REFUSED_NOT_AN_ADDRESS = "not an address"
+REFUSED_RELAY_PORT = "the server's own relay address, on a port where it holds no relay socket"
+REFUSED_OWN_SPELLING = "an IPv6 spelling of an address of the server or its host"
+REFUSED_OWN = "an address of the server or its host"
+REFUSED_LOOPBACK = "loopback (allowed only with --allow-loopback-peers)"
+REFUSED_DENIED = "denied by --denied-peer-ip"
+REFUSED_DEFAULT = "in the default deny list"
 
 
 class _RangeSet:
@@ -277,7 +296,8 @@ class PeerPolicy:
         self._reachable = _RangeSet(allowedRanges)
         #: Single allowed addresses: the operator named them, so they pass every rule.
         self._pinned = frozenset(r.low for r in allowedRanges if r.low == r.high)
-        self._denied = _RangeSet(parseAddressRange(text) for text in denied)
+        self._deniedTexts = tuple(denied)
+        self._denied = _RangeSet(parseAddressRange(text) for text in self._deniedTexts)
         self._defaultDenied = _RangeSet(parseAddressRange(text) for text in _DEFAULT_DENIED)
 
     def isAllowed(self, host: str, port: Optional[int] = None, tcp: bool = False) -> bool:
@@ -293,34 +313,64 @@ class PeerPolicy:
         @param host: the peer address literal, as the client gave it and as the relay will
             send to it.
         """
+        return self.refusal(host, port, tcp) is None
+
+    def refusal(
+        self, host: str, port: Optional[int] = None, tcp: bool = False
+    ) -> Optional[str]:
+        """
+        Why L{isAllowed} refuses C{host} (one of the C{REFUSED_*} reasons), or L{None} when it
+        allows it; L{describeRefusal} says more for the log.
+        """
         parsed = _parsePeer(host)
         if parsed is None:
-            return False
+            return REFUSED_NOT_AN_ADDRESS
         written, address = parsed
         if address in self._pinned:
-            return True
+            return None
         bound = self._relays.get(written)
         if bound is not None:
             # Whatever ranges it is in, the TURN host's own address reaches only its relay
             # sockets: not its listener (a relayed request would come from the server
             # itself) nor its other services (which may trust their own address).
-            if port is None:
-                return True
-            return (self._tcpRelayPortOpen if tcp else self._relayPortOpen)(bound, port)
+            if port is None or (self._tcpRelayPortOpen if tcp else self._relayPortOpen)(
+                bound, port
+            ):
+                return None
+            return REFUSED_RELAY_PORT
         if written is not address:
             # An IPv6 spelling of an IPv4 address: the relay sends to the IPv6 address, and
             # whatever translates it delivers to the IPv4 one, which must not be ours.
             if self._isOwn(address):
-                return False
+                return REFUSED_OWN_SPELLING
+        elif address.is_loopback and not self._allowLoopback:
+            return REFUSED_LOOPBACK
         elif self._isOwn(address) and not (self._allowLoopback and address.is_loopback):
-            return False
+            return REFUSED_OWN
         if address in self._reachable:
-            return True
+            return None
         if address in self._denied:
-            return False
+            return REFUSED_DENIED
         if self._allowLoopback and address.is_loopback:
-            return True
-        return address not in self._defaultDenied
+            return None
+        if address in self._defaultDenied:
+            return REFUSED_DEFAULT
+        return None
+
+    def describeRefusal(self, host: str, reason: str) -> str:
+        """
+        C{reason} (from L{refusal}) in words for the log, with the range that denied C{host}.
+        """
+        texts = {
+            REFUSED_DENIED: self._deniedTexts, REFUSED_DEFAULT: _DEFAULT_DENIED,
+        }.get(reason)
+        parsed = _parsePeer(host)
+        if texts and parsed is not None:
+            address = parsed[1]
+            for text in texts:
+                if address in parseAddressRange(text):
+                    return f"{reason} ({text})"
+        return reason
 
     def _isOwn(self, address: IPAddress) -> bool:
         """

@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any, Dict, Optional, Sequence
 
 
-from twisted_turn._log import makeLogger, worthLogging
+from twisted_turn._log import RefusalLog, makeLogger, worthLogging
 from twisted_turn.allocation import (
     CHANNEL_MAX,
     CHANNEL_MIN,
@@ -128,13 +128,27 @@ ANONYMOUS = Credentials(None, None, False)
 class StunError(Exception):
     """
     Raised inside a handler to answer with an error response.
+
+    @ivar detail: what the log says about it, beyond the reason phrase (never sent).
     """
 
-    def __init__(self, code: int, reason: Optional[str] = None, extra: Sequence[Any] = ()) -> None:
+    def __init__(
+        self, code: int, reason: Optional[str] = None, extra: Sequence[Any] = (),
+        detail: Optional[str] = None,
+    ) -> None:
         Exception.__init__(self, code, reason)
         self.code = code
         self.reason = REASONS[code] if reason is None else reason
         self.extra = tuple(extra)
+        self.detail = detail
+
+
+#: The refusals logged at info (with a rate bound): a client was told no, and an operator
+#: looking for abusers or misconfigured clients wants to see it.  A 401 is logged only after
+#: credentials failed (its detail says so), not as the challenge every client gets first.
+LOGGED_REFUSALS = frozenset({401, 403, 437, 441, 486, 508})
+
+_METHOD_NAMES = {method.value: method.name.title().replace("_", "") for method in Method}
 
 
 class _Unanswered(Exception):
@@ -187,6 +201,7 @@ class TurnServer:
         unauthenticatedLimit: Optional[SourceLimiter] = None,
         authFailureLimit: Optional[UserFailureLimiter] = None,
         bandwidth: Optional[BandwidthPolicy] = None,
+        logAddresses: bool = True,
     ) -> None:
         """
         @param tcpRelays: the RFC 6062 connection registry
@@ -198,6 +213,8 @@ class TurnServer:
             requests for that name from addresses it has not authenticated from are dropped.
         @param bandwidth: C{--max-bps} and C{--bps-capacity}; none by default.  UDP
             allocations only: TCP relays (RFC 6062) are neither shaped nor counted.
+        @param logAddresses: put client and peer addresses into the refusals it logs
+            (C{--no-log-addresses} leaves them out).
         """
         self._clock = clock
         self._authenticator = authenticator
@@ -219,6 +236,8 @@ class TurnServer:
         self._unauthenticatedLimit = unauthenticatedLimit
         self._authFailureLimit = authFailureLimit
         self.bandwidth = bandwidth if bandwidth is not None else BandwidthPolicy()
+        self._logAddresses = logAddresses
+        self._refusals = RefusalLog(_log, clock)
         self.table = AllocationTable()
         self.counters: Counter = Counter()
         # RFC 8489 section 9.2.4: PASSWORD-ALGORITHMS is offered, and can be chosen from, only
@@ -337,10 +356,27 @@ class TurnServer:
         credentials: Optional[Credentials],
     ) -> None:
         self.counters[f"error{error.code}"] += 1
+        if error.code in LOGGED_REFUSALS and (error.code != 401 or error.detail):
+            self._logRefusal(request, client, error, credentials)
         self._send(
             transport, client, request.method, MessageClass.ERROR, request.transactionId,
             [ErrorCode(error.code, error.reason), *error.extra], credentials,
             request.get(Fingerprint) is not None,
+        )
+
+    def _logRefusal(
+        self, request: Message, client: Address, error: StunError,
+        credentials: Optional[Credentials],
+    ) -> None:
+        user = credentials.username if credentials is not None else None
+        self._refusals.refused(
+            error.code,
+            "Refused {method} from {client}{user}: {code} {reason}{detail}",
+            method=_METHOD_NAMES.get(request.method, f"method 0x{request.method:03x}"),
+            client=f"{client[0]}:{client[1]}" if self._logAddresses else "a client",
+            user=f" ({user!r})" if user is not None else "",
+            code=error.code, reason=error.reason or REASONS.get(error.code, ""),
+            detail=f": {error.detail}" if error.detail else "",
         )
 
     def _challenge(self, code: int, client: Address, now: float) -> StunError:
@@ -458,8 +494,12 @@ class TurnServer:
         self.counters["authFailed"] += 1
         if failures is not None:
             failures.failed(name, now)  # type: ignore[arg-type]
-        _log.debug("Authentication failed for {user!r} from {client}", user=name, client=client)
-        raise self._challenge(401, client, now)
+        challenge = self._challenge(401, client, now)
+        challenge.detail = (
+            f"bad credentials for {name!r} (wrong password, or no such user)"
+            if name is not None else "USERHASH of no known user"
+        )
+        raise challenge
 
     def _negotiatedAlgorithm(self, request: Message) -> int:
         """
@@ -482,9 +522,9 @@ class TurnServer:
     ) -> Allocation:
         allocation = self.table.get(fiveTuple)
         if allocation is None or allocation.expiresAt < now:
-            raise StunError(437)
+            raise StunError(437, detail="no allocation on this 5-tuple")
         if allocation.username != credentials.username:
-            raise StunError(441)
+            raise StunError(441, detail=f"the allocation belongs to {allocation.username!r}")
         return allocation
 
     def _lifetime(self, request: Message) -> int:
@@ -508,10 +548,10 @@ class TurnServer:
             self.table.countForUser(user) + self.relays.reservationCount(user, anyOwner=False)
             >= self._userQuota
         ):
-            raise StunError(486)
+            raise StunError(486, detail=f"--user-quota {self._userQuota} reached")
         held = len(self.table) + self.relays.reservationCount()
         if self._totalQuota and held >= self._totalQuota:
-            raise StunError(486)
+            raise StunError(486, detail=f"--total-quota {self._totalQuota} reached")
 
     def _allocate(
         self,
@@ -531,7 +571,7 @@ class TurnServer:
                     self.counters["allocateRetransmit"] += 1
                     transport.write(existing.allocateResponse, fiveTuple.client)
                     return
-                raise StunError(437)
+                raise StunError(437, detail="this 5-tuple already has an allocation")
             self.deallocate(existing)
 
         requestedTransport = request.get(RequestedTransport)
@@ -572,7 +612,8 @@ class TurnServer:
             # The reservation was counted against the quotas when it was made.
             claimed = self.relays.takeReservation(token.token, now)
             if claimed is None:
-                raise StunError(508, "Invalid or expired RESERVATION-TOKEN")
+                raise StunError(508, "Invalid or expired RESERVATION-TOKEN",
+                                detail="no such reservation")
             handle, host, port = claimed
         else:
             self._checkQuotas(user)
@@ -586,7 +627,7 @@ class TurnServer:
                 )
             except NoRelayPort as e:
                 self._noRelayPort(e, "Allocate refused with 508")
-                raise StunError(508)
+                raise StunError(508, detail=f"no relay port: {e}")
         opened = [(host, port, handle)]
         if dontFragment and not handle.setDontFragment():
             self._releaseOpened(opened)
@@ -616,7 +657,8 @@ class TurnServer:
         if rate is None:
             self._releaseOpened(opened)
             self.counters["bandwidthQuotaReached"] += 1
-            raise StunError(486, "Allocation Bandwidth Quota Reached")
+            raise StunError(486, "Allocation Bandwidth Quota Reached",
+                            detail=f"--bps-capacity {self.bandwidth.capacity} handed out")
         lifetime = self._lifetime(request)
         allocation = Allocation(
             fiveTuple,
@@ -688,7 +730,7 @@ class TurnServer:
             handle, host, port, _ = ports.open(family, now, owner=user)
         except NoRelayPort as e:
             self._noRelayPort(e, "TCP Allocate refused with 508")
-            raise StunError(508)
+            raise StunError(508, detail=f"no TCP relay port: {e}")
         lifetime = self._lifetime(request)
         allocation = Allocation(
             fiveTuple, user, (host, port), (self._external.get(host, host), port),
@@ -734,7 +776,8 @@ class TurnServer:
         if self.tcpRelays.connectionTo(allocation, address) is not None:
             raise StunError(446)
         if self.tcpRelays.connectionCount(allocation) >= self.tcpRelays.maxConnections:
-            raise StunError(508, "Too many TCP connections")
+            raise StunError(508, "Too many TCP connections",
+                            detail=f"{self.tcpRelays.maxConnections} TCP connections")
         client = fiveTuple.client
 
         def done(connectionId: Optional[int]) -> None:
@@ -842,9 +885,19 @@ class TurnServer:
         """
         if not allocation.hasFamily(familyOf(peer.host)):
             raise StunError(443)
-        if not self._policy.isAllowed(peer.host, peer.port if withPort else None, tcp):
+        refusal = self._policy.refusal(peer.host, peer.port if withPort else None, tcp)
+        if refusal is not None:
             self.counters["peerDenied"] += 1
-            raise StunError(403, "Peer address not allowed")
+            described = self._policy.describeRefusal(peer.host, refusal)
+            peerText = (
+                (f"[{peer.host}]" if ":" in peer.host else peer.host)
+                + (f":{peer.port}" if withPort else "")
+            )
+            raise StunError(
+                403, "Peer address not allowed",
+                detail=f"peer {peerText} is {described}" if self._logAddresses
+                else f"a peer {described}",
+            )
         return peer.host
 
     def _permit(self, allocation: Allocation, host: str, now: float) -> None:
@@ -868,7 +921,8 @@ class TurnServer:
         hosts = [self._checkPeer(allocation, peer) for peer in peers]
         new = {host for host in hosts if host not in allocation.permissions}
         if len(allocation.permissions) + len(new) > MAX_PERMISSIONS:
-            raise StunError(508, "Too many permissions")
+            raise StunError(508, "Too many permissions",
+                            detail=f"{MAX_PERMISSIONS} permissions")
         for host in hosts:
             self._permit(allocation, host, now)
         self._reply(request, transport, fiveTuple.client, [], credentials)
@@ -895,7 +949,8 @@ class TurnServer:
         if allocation.channelConflict(channel.number, peerAddress, now):
             raise StunError(400, "Channel or peer already bound")
         if host not in allocation.permissions and len(allocation.permissions) >= MAX_PERMISSIONS:
-            raise StunError(508, "Too many permissions")
+            raise StunError(508, "Too many permissions",
+                            detail=f"{MAX_PERMISSIONS} permissions")
         binding = allocation.bindChannel(channel.number, peerAddress, now + self._channelLifetime)
         self._permit(allocation, host, now)
         binding.restricted = host in allocation.restrictedPeers

@@ -274,6 +274,7 @@ class TurnService(MultiService):
                 else None
             ),
             bandwidth=BandwidthPolicy(config.maxBps, config.bpsCapacity),
+            logAddresses=not config.noLogAddresses,
         )
         if self.tcpRelays is not None:
             self.tcpRelays.counters = self.server.counters

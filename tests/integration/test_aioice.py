@@ -218,3 +218,6 @@ def test_wrongPasswordGets401(turnServer, turn) -> None:
         assert failure.value.response.attributes["ERROR-CODE"][0] == 401
 
     run(scenario())
+    # The operator sees the refusal, with the client's address and the user.
+    server.waitForLog("Refused Allocate from 127.0.0.1:")
+    assert "401 Unauthorized: bad credentials for 'alice'" in server.log()

@@ -1,0 +1,1 @@
+Refused requests are logged at info with the client address and the user, as coturn does: a 401 after bad credentials, 403 with the peer and the rule that refused it, 437, 441, 486 and 508 with what was refused, each kind bounded to ten lines at once and one every six seconds (the next line says how many were left out); --no-log-addresses leaves the addresses out.
