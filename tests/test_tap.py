@@ -242,6 +242,24 @@ class ConfigFileTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, options.reloadConfig)
         self.assertTrue(str(e).startswith(f"-c: cannot read {path}: "), str(e))
 
+    def test_jsonLogFormat(self) -> None:
+        """
+        With --log-format json, twistd's application gets a JSON log observer (twistd then
+        logs through it instead of its own text observer); by default it gets none.
+        """
+        from twisted.application.service import Application
+        from twisted.logger import ILogObserver
+
+        for argv, expected in ((["--user", "a:b"], False),
+                               (["--user", "a:b", "--log-format", "json"], True)):
+            options = Options()
+            options.parseOptions(argv)
+            application = Application("turn")
+            makeService(options).setServiceParent(application)
+            self.assertEqual(application.getComponent(ILogObserver, None) is not None, expected)
+        e = self.assertRaises(usage.UsageError, parse, "--log-format", "xml")
+        self.assertEqual(str(e), "--log-format: xml is not a log format: text or json")
+
     def test_missingFile(self) -> None:
         """
         A file that cannot be read is a usage error naming it.

@@ -101,6 +101,7 @@ class TurnConfig:
     logFile: Optional[str] = None
     verbose: bool = False
     noLogAddresses: bool = False
+    logFormat: str = "text"
     pidfile: Optional[str] = None
     notImplemented: Tuple[str, ...] = field(default=())
 
@@ -280,6 +281,12 @@ def _realm(value: object) -> str:
     if len(value) > _MAX_REALM:
         raise ValueError(f"is {len(value)} characters; STUN allows at most {_MAX_REALM}")
     return value
+
+
+def _logFormat(value: object) -> str:
+    if value not in ("text", "json"):
+        raise ValueError(f"{value} is not a log format: text or json")
+    return value  # type: ignore[return-value]
 
 
 def _separator(value: object) -> str:
@@ -548,6 +555,10 @@ OPTIONS: Tuple[Option, ...] = (
            "CAP_NET_ADMIN.", **_COUNT),
     Option("log-file", "l", "str", "logFile", "Write the log to this file."),
     Option("verbose", "v", "flag", "verbose", "Log at debug level."),
+    Option("log-format", None, "str", "logFormat",
+           "text, or json: twisted.logger's JSON, one event a line, for log shippers (on "
+           "standard output under twistd, instead of twistd's text; and in --log-file).",
+           parse=_logFormat),
     Option("no-log-addresses", None, "flag", "noLogAddresses",
            "Leave client and peer addresses out of the refusals logged at info, for operators "
            "who must not keep them."),

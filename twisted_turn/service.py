@@ -21,7 +21,12 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import globalLogPublisher, textFileLogObserver
+from twisted.logger import (
+    ILogObserver,
+    globalLogPublisher,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
 
 from twisted_turn import udp
 from twisted_turn._log import makeLogger, setVerbose
@@ -165,6 +170,11 @@ class TurnService(MultiService):
     #: line again): a callable returning a L{TurnConfig} or raising L{ConfigError}; L{None}
     #: reloads the certificate only.
     configLoader: Any = None
+
+    #: A log observer for the application this service joins (C{twistd turn --log-format
+    #: json} sets one): twistd logs through an application's L{ILogObserver} component,
+    #: instead of its own text observer, when it has one.
+    applicationLogObserver: Any = None
 
     #: The options L{reload} applies to a running server; a change to any other takes a restart.
     RELOADABLE = ("maxBps", "bpsCapacity")
@@ -363,7 +373,10 @@ class TurnService(MultiService):
                 self._logFile = open(config.logFile, "a")
             except OSError as e:
                 raise StartupError(f"cannot write the log file {config.logFile}: {e.strerror}")
-            self._logObserver = textFileLogObserver(self._logFile)
+            self._logObserver = (
+                jsonFileLogObserver(self._logFile, recordSeparator="")
+                if config.logFormat == "json" else textFileLogObserver(self._logFile)
+            )
             globalLogPublisher.addObserver(self._logObserver)
         if config.pidfile:
             try:
@@ -485,6 +498,11 @@ class TurnService(MultiService):
                     self.server, self._reactor, self.credentials.currentDtlsContext
                 )
                 self._listen(host, port, protocol, "DTLS")
+
+    def setServiceParent(self, parent: Any) -> None:
+        if self.applicationLogObserver is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.applicationLogObserver)
+        MultiService.setServiceParent(self, parent)
 
     def _sighup(self, signalNumber: int, frame: Any) -> None:
         self._reactor.callFromThread(self._reloadFromSignal)

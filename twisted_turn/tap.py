@@ -191,4 +191,10 @@ def makeService(options: Options, reactor: object = None):  # type: ignore[no-un
     service.exitOnStartupError = True
     service.reloadOnSighup = True
     service.configLoader = options.reloadConfig
+    if options.config.logFormat == "json":
+        from twisted.logger import jsonFileLogObserver
+
+        # One JSON event a line on standard output, where systemd and container runtimes
+        # collect it, instead of twistd's text.
+        service.applicationLogObserver = jsonFileLogObserver(sys.stdout, recordSeparator="")
     return service

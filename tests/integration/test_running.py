@@ -146,3 +146,29 @@ def test_busyPortIsOneLine(tmp_path) -> None:
     assert completed.returncode != 0, output
     assert f"twisted-turn: cannot listen on 127.0.0.1:{port}" in output, output
     assert "Traceback" not in output, output
+
+
+def test_jsonLog(turnServer) -> None:
+    """
+    With --log-format json every line twistd writes is one JSON event (twistd's own, ours,
+    Twisted's), and a refusal carries its fields for a log shipper to select on.
+    """
+    import json
+
+    from tests.integration.harness import RawTurnClient
+
+    server = turnServer("--user", f"{USER}:{PASSWORD}", "--log-format", "json")
+    guesser = RawTurnClient(server.port, password="wrong")
+    try:
+        code = guesser.request(0x003, [(0x0019, b"\x11\0\0\0")])[1]
+    finally:
+        guesser.close()
+    assert code == 401
+    server.waitForLog('"refusal": 401')
+    events = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    namespaces = {event.get("log_namespace") for event in events}
+    assert "twisted_turn.service" in namespaces, namespaces
+    [refusal] = [event for event in events if event.get("refusal") == 401]
+    assert refusal["method"] == "Allocate"
+    assert refusal["client"].startswith("127.0.0.1:")
+    assert refusal["log_level"]["name"] == "info"
