@@ -283,3 +283,31 @@ class RelayedAddressTests(SynchronousTestCase):
         allocation.dropFamily(2, 20.0)
         self.assertRaises(ValueError, allocation.dropFamily, 1, 20.0)
         self.assertEqual(allocation.families, (1,))
+
+
+class DropPeerTests(SynchronousTestCase):
+    """
+    L{Allocation.dropPeer}: what a policy reload does to a peer it now refuses.
+    """
+
+    def test_permissionAndChannelsGo(self):
+        """
+        The peer's permission and every channel to it go; other peers stay.
+        """
+        from twisted_turn.allocation import Allocation, FiveTuple
+
+        allocation = Allocation(
+            FiveTuple("192.0.2.5", 1, "198.51.100.1", 3478), "alice", ("203.0.113.10", 50000),
+            ("203.0.113.10", 50000), 1000.0,
+        )
+        allocation.installPermission("8.8.8.8", 100.0)
+        allocation.installPermission("1.1.1.1", 100.0)
+        allocation.restrictedPeers.add("8.8.8.8")
+        allocation.bindChannel(0x4000, ("8.8.8.8", 1), 100.0)
+        allocation.bindChannel(0x4001, ("1.1.1.1", 1), 100.0)
+        self.assertEqual(allocation.dropPeer("8.8.8.8"), 2)
+        self.assertEqual(set(allocation.permissions), {"1.1.1.1"})
+        self.assertEqual(set(allocation.channels), {0x4001})
+        self.assertNotIn(("8.8.8.8", 1), allocation.peerChannels)
+        self.assertEqual(allocation.restrictedPeers, set())
+        self.assertEqual(allocation.dropPeer("9.9.9.9"), 0)

@@ -604,6 +604,100 @@ class TurnServiceTests(SynchronousTestCase):
             [formatEvent(e) for e in events],
         )
 
+    def reloaded(self, service, **changes):
+        """
+        Reload C{service} with its configuration changed by C{changes}; the log's lines.
+        """
+        import dataclasses
+
+        with capturedLogs() as events:
+            service.reload(dataclasses.replace(service.config, **changes))
+        return [formatEvent(e) for e in events]
+
+    def test_reloadUsersAndSecrets(self):
+        """
+        A reload with other users and REST secrets takes effect at the next request: a new
+        user allocates, a removed one gets 401, and the live allocation of a user that stays
+        keeps refreshing.
+        """
+        service = self.makeService(users=(("alice", "secret"), ("bob", "pw")))
+        service.startService()
+        self.addCleanup(service.stopService)
+        alice = self.clientOf(service)
+        alice.request(Method.ALLOCATE, [RequestedTransport(17)])
+        lines = self.reloaded(service, users=(("alice", "secret"), ("carol", "new")))
+        self.assertIn("Configuration reloaded: --user", lines)
+        self.assertEqual(
+            alice.request(Method.REFRESH, [Lifetime(600)]).messageClass, MessageClass.SUCCESS
+        )
+        carol = self.clientOf(service, "carol", "new", address=("192.0.2.6", 1))
+        self.assertEqual(
+            carol.request(Method.ALLOCATE, [RequestedTransport(17)]).messageClass,
+            MessageClass.SUCCESS,
+        )
+        bob = self.clientOf(service, "bob", "pw", address=("192.0.2.7", 1))
+        self.assertEqual(
+            bob.request(Method.ALLOCATE, [RequestedTransport(17)]).get(ErrorCode).code, 401
+        )
+
+    def test_reloadPeerRanges(self):
+        """
+        A reload that denies a range removes live permissions to it at once (data to it is
+        dropped), and one that allows a range lets new permissions through.
+        """
+        service = self.makeService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        client = self.clientOf(service)
+        client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        self.assertIsNone(client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress("8.8.8.8", 1)]).get(ErrorCode))
+        lines = self.reloaded(
+            service, deniedPeerIps=("8.8.8.0/24",), allowedPeerIps=("10.1.0.0/16",)
+        )
+        self.assertIn(
+            "Peer policy reloaded; 1 permissions and channels to peers it now refuses were "
+            "removed", lines,
+        )
+        [allocation] = service.server.table
+        self.assertEqual(allocation.permissions, {})
+        self.assertEqual(client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress("8.8.8.8", 1)]).get(ErrorCode).code, 403)
+        self.assertIsNone(client.request(
+            Method.CREATE_PERMISSION, [XorPeerAddress("10.1.2.3", 1)]).get(ErrorCode))
+
+    def test_reloadQuotasVerbosityAndLimits(self):
+        """
+        Quotas, verbosity, address logging and the rate limits change on reload; options that
+        cannot (the port range, the listening port) are named, not applied.
+        """
+        from twisted_turn import _log
+
+        self.addCleanup(_log.setVerbose, False)
+        service = self.makeService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        lines = self.reloaded(
+            service, userQuota=1, totalQuota=5, verbose=True, noLogAddresses=True,
+            unauthorizedRatelimitRps=50, minPort=50000, listeningPort=3480,
+        )
+        self.assertEqual((service.server._userQuota, service.server._totalQuota), (1, 5))
+        self.assertEqual(service.server._unauthenticatedLimit.rate, 50)
+        self.assertFalse(service.server._logAddresses)
+        self.assertEqual(
+            (service.config.minPort, service.config.listeningPort), (49152, 3478)
+        )
+        self.assertIn(
+            "Changed options that take a restart, not applied: --listening-port, --min-port",
+            lines,
+        )
+        client = self.clientOf(service)
+        client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        second = self.clientOf(service, address=("192.0.2.5", 2))
+        self.assertEqual(
+            second.request(Method.ALLOCATE, [RequestedTransport(17)]).get(ErrorCode).code, 486
+        )
+
     def test_noLogAddresses(self):
         """
         --no-log-addresses keeps the client's and the peer's addresses out of the refusals.

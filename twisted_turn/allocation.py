@@ -256,6 +256,20 @@ class Allocation:
 
     # -- permissions and channels ----------------------------------------------------------
 
+    def dropPeer(self, peerHost: str) -> int:
+        """
+        Remove the permission for C{peerHost} and the channels bound to it (a policy reload
+        refused it).
+
+        @return: how many permissions and channels were removed.
+        """
+        removed = 1 if self.permissions.pop(peerHost, None) is not None else 0
+        self.restrictedPeers.discard(peerHost)
+        for binding in [b for b in self.channels.values() if b.peer[0] == peerHost]:
+            self._unbind(binding.number)
+            removed += 1
+        return removed
+
     def installPermission(self, peerHost: str, expiresAt: float) -> None:
         """
         Install or refresh the permission for C{peerHost} (RFC 8656 section 9).

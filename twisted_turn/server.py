@@ -1029,6 +1029,55 @@ class TurnServer:
             host, port = relayed.address
             ports.release(host, port, relayed.handle)
 
+    def setAuthenticator(self, authenticator: Authenticator) -> None:
+        """
+        Check credentials with C{authenticator} from now on (a reload); live allocations
+        keep their users, whose next request is checked against the new one.
+        """
+        self._authenticator = authenticator
+
+    def setPolicy(self, policy: PeerPolicy) -> int:
+        """
+        Judge peers with C{policy} from now on (a reload), live allocations included: their
+        permissions and channels to peers it refuses are removed at once.
+
+        @return: how many permissions and channels were removed.
+        """
+        self._policy = policy
+        removed = 0
+        for allocation in self.table:
+            hosts = set(allocation.permissions)
+            hosts.update(binding.peer[0] for binding in allocation.channels.values())
+            for host in hosts:
+                if not policy.isAllowed(host):
+                    removed += allocation.dropPeer(host)
+            allocation.restrictedPeers = {
+                host for host in allocation.permissions if policy.isPortRestricted(host)
+            }
+            for binding in allocation.channels.values():
+                binding.restricted = binding.peer[0] in allocation.restrictedPeers
+        return removed
+
+    def setQuotas(self, userQuota: int, totalQuota: int) -> None:
+        """
+        New --user-quota and --total-quota (a reload), for new allocations; live ones stay.
+        """
+        self._userQuota = userQuota
+        self._totalQuota = totalQuota
+
+    def setLimits(
+        self, unauthenticatedLimit: Optional[SourceLimiter],
+        authFailureLimit: Optional[UserFailureLimiter],
+    ) -> None:
+        """
+        New rate limits before integrity is proven (a reload); their tables start empty.
+        """
+        self._unauthenticatedLimit = unauthenticatedLimit
+        self._authFailureLimit = authFailureLimit
+
+    def setLogAddresses(self, logAddresses: bool) -> None:
+        self._logAddresses = logAddresses
+
     def setBandwidth(self, maxBps: int, capacity: int) -> None:
         """
         New bandwidth limits (a reload): every live UDP allocation takes C{maxBps} at once

@@ -177,7 +177,13 @@ class TurnService(MultiService):
     applicationLogObserver: Any = None
 
     #: The options L{reload} applies to a running server; a change to any other takes a restart.
-    RELOADABLE = ("maxBps", "bpsCapacity")
+    RELOADABLE = (
+        "users", "staticAuthSecrets", "useAuthSecret", "ltCredMech", "restApiSeparator",
+        "allowedPeerIps", "deniedPeerIps", "allowLoopbackPeers", "noMulticastPeers",
+        "userQuota", "totalQuota", "maxBps", "bpsCapacity", "verbose", "noLogAddresses",
+        "unauthorizedRatelimit", "unauthorizedRatelimitRps", "unauthorizedRatelimitBurst",
+        "userAuthFailuresPerMinute", "cert", "pkey", "pkeyPwd",
+    )
 
     def __init__(
         self, config: Optional[TurnConfig] = None, reactor: Any = None, **options: Any
@@ -206,19 +212,12 @@ class TurnService(MultiService):
         self._previousSighup: Any = None
 
         self.generatedUser: Optional[Tuple[str, str]] = None
-        users = list(config.users)
-        if not (config.noAuth or users or config.useAuthSecret):
+        if not (config.noAuth or config.users or config.useAuthSecret):
             self.generatedUser = ("turn-" + secrets.token_hex(3), secrets.token_urlsafe(18))
-            users.append(self.generatedUser)
 
         self.relayHosts = self._relayHosts()
         self.externalAddresses = self._externalAddresses()
-        self.authenticator = Authenticator(
-            config.realm,
-            users=users,
-            authSecrets=config.staticAuthSecrets,
-            restSeparator=config.restApiSeparator,
-        )
+        self.authenticator = self._makeAuthenticator(config)
         relays = RelayPortAllocator(
             self._openRelay, tuple(self.relayHosts), config.minPort, config.maxPort
         )
@@ -232,22 +231,11 @@ class TurnService(MultiService):
                 self.tcpRelays.open, tuple(self.relayHosts), config.minPort, config.maxPort
             )
 
-        policy = PeerPolicy(
-            allowLoopback=config.allowLoopbackPeers,
-            noMulticast=config.noMulticastPeers,
-            allowed=config.allowedPeerIps,
-            denied=config.deniedPeerIps,
-            relayAddresses={
-                **{host: host for host in self.relayHosts},
-                **{public: private for private, public in self.externalAddresses.items()},
-            },
-            relayPortOpen=relays.holds,
-            tcpRelayPortOpen=(
-                tcpRelayPorts.holds if tcpRelayPorts is not None else lambda host, port: False
-            ),
-            ownAddresses=[host for host in self._listeningHosts() if not _isWildcard(host)],
-            isLocal=isLocalAddress,
+        self._relayPortOpen = relays.holds
+        self._tcpRelayPortOpen = (
+            tcpRelayPorts.holds if tcpRelayPorts is not None else lambda host, port: False
         )
+        policy = self._makePolicy(config)
         self.server = TurnServer(
             clock=reactor,
             authenticator=self.authenticator,
@@ -270,19 +258,8 @@ class TurnService(MultiService):
             externalAddresses=self.externalAddresses,
             tcpRelays=self.tcpRelays,
             tcpRelayPorts=tcpRelayPorts,
-            unauthenticatedLimit=(
-                SourceLimiter(
-                    config.unauthorizedRatelimitRps,
-                    config.unauthorizedRatelimitBurst or config.unauthorizedRatelimitRps,
-                )
-                if config.unauthorizedRatelimit
-                else None
-            ),
-            authFailureLimit=(
-                UserFailureLimiter(config.userAuthFailuresPerMinute)
-                if config.userAuthFailuresPerMinute
-                else None
-            ),
+            unauthenticatedLimit=self._makeUnauthenticatedLimit(config),
+            authFailureLimit=self._makeAuthFailureLimit(config),
             bandwidth=BandwidthPolicy(config.maxBps, config.bpsCapacity),
             logAddresses=not config.noLogAddresses,
         )
@@ -290,6 +267,48 @@ class TurnService(MultiService):
             self.tcpRelays.counters = self.server.counters
 
     # -- building ------------------------------------------------------------------------------
+
+    def _makeAuthenticator(self, config: TurnConfig) -> Authenticator:
+        users = list(config.users)
+        if self.generatedUser is not None and not (users or config.useAuthSecret):
+            users.append(self.generatedUser)
+        return Authenticator(
+            config.realm,
+            users=users,
+            authSecrets=config.staticAuthSecrets,
+            restSeparator=config.restApiSeparator,
+        )
+
+    def _makePolicy(self, config: TurnConfig) -> PeerPolicy:
+        return PeerPolicy(
+            allowLoopback=config.allowLoopbackPeers,
+            noMulticast=config.noMulticastPeers,
+            allowed=config.allowedPeerIps,
+            denied=config.deniedPeerIps,
+            relayAddresses={
+                **{host: host for host in self.relayHosts},
+                **{public: private for private, public in self.externalAddresses.items()},
+            },
+            relayPortOpen=self._relayPortOpen,
+            tcpRelayPortOpen=self._tcpRelayPortOpen,
+            ownAddresses=[host for host in self._listeningHosts() if not _isWildcard(host)],
+            isLocal=isLocalAddress,
+        )
+
+    @staticmethod
+    def _makeUnauthenticatedLimit(config: TurnConfig) -> Optional[SourceLimiter]:
+        if not config.unauthorizedRatelimit:
+            return None
+        return SourceLimiter(
+            config.unauthorizedRatelimitRps,
+            config.unauthorizedRatelimitBurst or config.unauthorizedRatelimitRps,
+        )
+
+    @staticmethod
+    def _makeAuthFailureLimit(config: TurnConfig) -> Optional[UserFailureLimiter]:
+        if not config.userAuthFailuresPerMinute:
+            return None
+        return UserFailureLimiter(config.userAuthFailuresPerMinute)
 
     def _listeningHosts(self) -> Tuple[str, ...]:
         return self.config.listeningIps or ("0.0.0.0",)
@@ -526,30 +545,68 @@ class TurnService(MultiService):
         @param config: the new configuration; L{None} reloads the certificate only.
         """
         if config is not None:
-            old = self.config
-            changed = [
-                field.name for field in dataclasses.fields(TurnConfig)
-                if field.name != "notImplemented"
-                and getattr(old, field.name) != getattr(config, field.name)
-            ]
-            if "maxBps" in changed or "bpsCapacity" in changed:
-                self.server.setBandwidth(config.maxBps, config.bpsCapacity)
-                _log.info(
-                    "Bandwidth limits now --max-bps {maxBps} and --bps-capacity {capacity} "
-                    "(0: none)", maxBps=config.maxBps, capacity=config.bpsCapacity,
-                )
-            applied = dataclasses.replace(
-                old, **{name: getattr(config, name) for name in self.RELOADABLE}
-            )
-            self.config = applied
-            later = [name for name in changed if name not in self.RELOADABLE]
-            if later:
-                _log.warn(
-                    "Changed options that take a restart, not applied: {options}",
-                    options=", ".join(optionName(name) for name in later),
-                )
+            self._apply(config)
         if self.credentials is not None:
             self.reloadCertificates()
+
+    def _apply(self, config: TurnConfig) -> None:
+        """
+        Apply the reloadable options of C{config}; name the others that changed.
+        """
+        old = self.config
+        changed = {
+            field.name for field in dataclasses.fields(TurnConfig)
+            if field.name != "notImplemented"
+            and getattr(old, field.name) != getattr(config, field.name)
+        }
+        later = sorted(changed.difference(self.RELOADABLE))
+        if config.noAuth != old.noAuth:
+            later.append("noAuth")
+        applied = dataclasses.replace(
+            old, **{name: getattr(config, name) for name in self.RELOADABLE}
+        )
+        server = self.server
+        if changed & {"users", "staticAuthSecrets", "useAuthSecret", "ltCredMech",
+                      "restApiSeparator"}:
+            self.authenticator = self._makeAuthenticator(applied)
+            server.setAuthenticator(self.authenticator)
+        if changed & {"allowedPeerIps", "deniedPeerIps", "allowLoopbackPeers",
+                      "noMulticastPeers"}:
+            pruned = server.setPolicy(self._makePolicy(applied))
+            _log.info(
+                "Peer policy reloaded; {pruned} permissions and channels to peers it now "
+                "refuses were removed", pruned=pruned,
+            )
+        if changed & {"userQuota", "totalQuota"}:
+            server.setQuotas(applied.userQuota, applied.totalQuota)
+        if changed & {"maxBps", "bpsCapacity"}:
+            server.setBandwidth(applied.maxBps, applied.bpsCapacity)
+            _log.info(
+                "Bandwidth limits now --max-bps {maxBps} and --bps-capacity {capacity} "
+                "(0: none)", maxBps=applied.maxBps, capacity=applied.bpsCapacity,
+            )
+        if changed & {"unauthorizedRatelimit", "unauthorizedRatelimitRps",
+                      "unauthorizedRatelimitBurst", "userAuthFailuresPerMinute"}:
+            server.setLimits(
+                self._makeUnauthenticatedLimit(applied), self._makeAuthFailureLimit(applied)
+            )
+        if "verbose" in changed:
+            setVerbose(applied.verbose)
+        if "noLogAddresses" in changed:
+            server.setLogAddresses(not applied.noLogAddresses)
+        if self.credentials is not None and changed & {"cert", "pkey", "pkeyPwd"}:
+            self.credentials.setFiles(applied.cert, applied.pkey, applied.pkeyPwd)
+        self.config = applied
+        applies = sorted(changed.intersection(self.RELOADABLE))
+        _log.info(
+            "Configuration reloaded: {options}",
+            options=", ".join(optionName(name) for name in applies) or "nothing changed",
+        )
+        if later:
+            _log.warn(
+                "Changed options that take a restart, not applied: {options}",
+                options=", ".join(optionName(name) for name in later),
+            )
 
     def reloadCertificates(self) -> bool:
         """

@@ -230,6 +230,18 @@ class ServerCredentials:
                   subject=certificateSubject(self.certFile))
         return True
 
+    def setFiles(
+        self, certFile: Optional[str], keyFile: Optional[str], password: Optional[str]
+    ) -> None:
+        """
+        Take other certificate and key files (a reload that names new ones); the next
+        L{reload} reads them.  Without a certificate file the current files stay.
+        """
+        if certFile is None:
+            return
+        self._arguments = (certFile, keyFile, password, self._arguments[3])
+        self.certFile = certFile
+
     def currentDtlsContext(self) -> SSL.Context:
         return self.dtlsContext
 

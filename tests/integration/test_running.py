@@ -172,3 +172,29 @@ def test_jsonLog(turnServer) -> None:
     assert refusal["method"] == "Allocate"
     assert refusal["client"].startswith("127.0.0.1:")
     assert refusal["log_level"]["name"] == "info"
+
+
+def test_sighupReloadsUsers(turnServer, echoPeer, tmp_path) -> None:
+    """
+    SIGHUP reads the config file again: a changed password takes effect for new sessions (the
+    old one gets 401), while the server keeps running, and the log names what changed and
+    what needs a restart.
+    """
+    import signal
+
+    config = tmp_path / "turnserver.conf"
+    config.write_text(f"user={USER}:old-password\nallow-loopback-peers\n")
+    server = turnServer("-c", str(config))
+    result = runUclient(server.port, echoPeer.port, ("-u", USER, "-w", "old-password"),
+                        messages=10, clients=1)
+    assert result.returncode == 0, result
+    config.write_text(f"user={USER}:{PASSWORD}\nallow-loopback-peers\nfingerprint\n")
+    server.process.send_signal(signal.SIGHUP)
+    server.waitForLog("Configuration reloaded: --user")
+    assert "Changed options that take a restart, not applied: --fingerprint" in server.log()
+    result = runUclient(server.port, echoPeer.port, ("-u", USER, "-w", PASSWORD),
+                        messages=10, clients=1)
+    assert result.returncode == 0 and result.stats["lost"] == 0, result
+    refused = runUclient(server.port, echoPeer.port, ("-u", USER, "-w", "old-password"),
+                         messages=10, clients=1)
+    assert refused.returncode != 0 and refused.stats is None, refused
