@@ -1948,3 +1948,63 @@ class RefusalLoggingTests(SynchronousTestCase):
             "a peer in the default deny list (10.0.0.0/8)",
         )
         self.assertNotIn("192.0.2.5", line)
+
+
+class DrainAndRedirectTests(SynchronousTestCase):
+    """
+    While draining, or past --total-quota, a new Allocate is sent to an alternate server of
+    its transport and family (300 ALTERNATE-SERVER), or refused with 486 without one; the
+    allocations there are go on.
+    """
+
+    def fixture(self, **options):
+        return ServerFixture(
+            alternateServers=[("192.0.2.200", 3478), ("192.0.2.201", 3479), ("2001:db8::9", 3478)],
+            tlsAlternateServers=[("192.0.2.210", 5349)],
+            **options,
+        )
+
+    def test_drainingSendsAllocatesElsewhere(self):
+        """
+        A draining server answers a new Allocate with a signed 300 naming the alternate
+        servers of the client's family in turn; Refresh, CreatePermission, ChannelBind and
+        data of a live allocation keep working.
+        """
+        from twisted_turn.stun.attributes import AlternateServer
+
+        fixture = self.fixture()
+        live = fixture.client()
+        live.request(Method.ALLOCATE, [UDP])
+        fixture.server.draining = True
+        alternates = []
+        for port in (1, 2, 3):
+            response = fixture.client(address=("192.0.2.6", port)).request(Method.ALLOCATE, [UDP])
+            self.assertEqual(errorCode(response), 300)
+            self.assertIsNotNone(response.get(MessageIntegrity))
+            server = response.get(AlternateServer)
+            alternates.append((server.host, server.port))
+        self.assertEqual(sorted(set(alternates)), [("192.0.2.200", 3478), ("192.0.2.201", 3479)])
+        self.assertEqual(
+            live.request(Method.REFRESH, [Lifetime(600)]).messageClass, MessageClass.SUCCESS
+        )
+        self.assertEqual(live.request(
+            Method.CHANNEL_BIND, [ChannelNumber(0x4000), XorPeerAddress(*PEER)]
+        ).messageClass, MessageClass.SUCCESS)
+        self.assertEqual(len(fixture.server.table), 1)
+
+    def test_drainingWithoutAlternate(self):
+        """
+        With no alternate server of the client's family, a draining server answers 486.
+        """
+        fixture = ServerFixture()
+        fixture.server.draining = True
+        self.assertEqual(errorCode(fixture.client().request(Method.ALLOCATE, [UDP])), 486)
+
+    def test_overTotalQuotaRedirects(self):
+        """
+        Past --total-quota, an Allocate is sent to an alternate server instead of refused.
+        """
+        fixture = self.fixture(totalQuota=1)
+        fixture.client().request(Method.ALLOCATE, [UDP])
+        response = fixture.client(address=("192.0.2.6", 1)).request(Method.ALLOCATE, [UDP])
+        self.assertEqual(errorCode(response), 300)

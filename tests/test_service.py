@@ -698,6 +698,67 @@ class TurnServiceTests(SynchronousTestCase):
             second.request(Method.ALLOCATE, [RequestedTransport(17)]).get(ErrorCode).code, 486
         )
 
+    def test_drainEndsWhenAllocationsAreGone(self):
+        """
+        L{TurnService.drain} refuses new allocations and fires once the allocations fall to
+        --drain-min-allocations; under twistd (stopWhenDrained) it then stops the reactor.
+        """
+        service = self.makeService(drainMinAllocations=1)
+        service.stopWhenDrained = True
+        stopped = []
+        self.reactor.stop = lambda: stopped.append(True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        first = self.clientOf(service)
+        second = self.clientOf(service, address=("192.0.2.5", 2))
+        for client in (first, second):
+            client.request(Method.ALLOCATE, [RequestedTransport(17)])
+        results = []
+        service.drain().addCallback(results.append)
+        self.assertIs(service.drain(), service._drained)
+        late = self.clientOf(service, address=("192.0.2.5", 3))
+        self.assertEqual(
+            late.request(Method.ALLOCATE, [RequestedTransport(17)]).get(ErrorCode).code, 486
+        )
+        self.reactor.advance(5)
+        self.assertEqual(results, [])
+        second.request(Method.REFRESH, [Lifetime(0)])
+        self.reactor.advance(1)
+        self.assertEqual((results, stopped), ([1], [True]))
+
+    def test_drainTimeout(self):
+        """
+        With --drain-timeout, a drain ends after that many seconds whatever is left.
+        """
+        service = self.makeService(drainTimeout=30)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.clientOf(service).request(Method.ALLOCATE, [RequestedTransport(17)])
+        results = []
+        service.drain().addCallback(results.append)
+        self.reactor.advance(29)
+        self.assertEqual(results, [])
+        self.reactor.advance(1)
+        self.assertEqual(results, [1])
+
+    def test_sigusr1Drains(self):
+        """
+        Under twistd SIGUSR1 drains (on the reactor thread), and the previous handler comes
+        back when the service stops.
+        """
+        previous = signal.getsignal(signal.SIGUSR1)
+        service = self.makeService()
+        service.reloadOnSighup = True
+        service.startService()
+        handler = signal.getsignal(signal.SIGUSR1)
+        self.assertNotEqual(handler, previous)
+        calls = []
+        self.reactor.callFromThread = lambda f, *a: calls.append(f)
+        handler(signal.SIGUSR1, None)
+        self.assertEqual(calls, [service.drain])
+        service.stopService()
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), previous)
+
     def test_noLogAddresses(self):
         """
         --no-log-addresses keeps the client's and the peer's addresses out of the refusals.

@@ -82,6 +82,10 @@ class TurnConfig:
     userAuthFailuresPerMinute: int = 60
     maxBps: int = 0
     bpsCapacity: int = 0
+    alternateServers: Tuple[Tuple[str, int], ...] = ()
+    tlsAlternateServers: Tuple[Tuple[str, int], ...] = ()
+    drainMinAllocations: int = 0
+    drainTimeout: int = 0
     noUdp: bool = False
     noTcp: bool = False
     noTls: bool = False
@@ -287,6 +291,43 @@ def _logFormat(value: object) -> str:
     if value not in ("text", "json"):
         raise ValueError(f"{value} is not a log format: text or json")
     return value  # type: ignore[return-value]
+
+
+def _hostPort(value: object, defaultPort: int) -> Tuple[str, int]:
+    """
+    coturn's C{ip[:port]}, IPv6 in brackets when a port follows (C{[2001:db8::1]:3478}), or a
+    C{(host, port)} pair.
+    """
+    if isinstance(value, tuple) and len(value) == 2:
+        host, port = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            host, bracket, rest = text[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError(f"{value} is not [IPv6]:port")
+            port = rest[1:] or defaultPort
+        elif text.count(":") == 1:
+            host, _, port = text.partition(":")
+        else:
+            host, port = text, defaultPort
+    else:
+        raise ValueError(f"{value} is not an address with an optional port")
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        raise ValueError(f"{port} is not a port number") from None
+    if not 0 < number < 65536:
+        raise ValueError(f"{number} is not a port number (1-65535)")
+    return _specificAddress(host), number
+
+
+def _alternateServer(value: object) -> Tuple[str, int]:
+    return _hostPort(value, 3478)
+
+
+def _tlsAlternateServer(value: object) -> Tuple[str, int]:
+    return _hostPort(value, 5349)
 
 
 def _separator(value: object) -> str:
@@ -513,6 +554,19 @@ OPTIONS: Tuple[Option, ...] = (
            "Bandwidth in bytes per second the server hands out: each allocation reserves "
            "--max-bps of it, and Allocate gets 486 when it is used up; 0 for no limit. Needs "
            "--max-bps. SIGHUP applies a new value.", **_COUNT),
+    Option("alternate-server", None, "str", "alternateServers",
+           "Server to send UDP and TCP clients to with 300 ALTERNATE-SERVER, as IP[:PORT] "
+           "(3478; [IPv6]:PORT), while draining or past --total-quota; repeat for several, "
+           "used in turn for clients of their family.", repeatable=True,
+           parse=_alternateServer),
+    Option("tls-alternate-server", None, "str", "tlsAlternateServers",
+           "The same for TLS and DTLS clients (port 5349 by default).", repeatable=True,
+           parse=_tlsAlternateServer),
+    Option("drain-min-allocations", None, "int", "drainMinAllocations",
+           "Draining (SIGUSR1) ends, and the process exits, once this many allocations or "
+           "fewer are left (coturn's option).", **_COUNT),
+    Option("drain-timeout", None, "int", "drainTimeout",
+           "Seconds after which draining ends whatever is left; 0 for no limit.", **_COUNT),
     Option("no-udp", None, "flag", "noUdp", "Do not listen for clients over UDP."),
     Option("no-tcp", None, "flag", "noTcp", "Do not listen for clients over TCP."),
     Option("no-tls", None, "flag", "noTls", "Do not listen for clients over TLS."),
@@ -575,10 +629,6 @@ OPTIONS: Tuple[Option, ...] = (
     _later("tcp-proxy-port", None, "int", None, "Port for TCP behind a proxy.", **_PORT),
     _later("aux-server", None, "str", None, "Auxiliary listening endpoint.", repeatable=True),
     _later("udp-self-balance", None, "flag", None, "Balance UDP over the auxiliary servers."),
-    _later("alternate-server", None, "str", None,
-           "Redirect clients with 300 ALTERNATE-SERVER.", repeatable=True),
-    _later("tls-alternate-server", None, "str", None,
-           "ALTERNATE-SERVER for TLS and DTLS.", repeatable=True),
     _later("relay-threads", "m", "int", None, "Number of relay threads.", **_COUNT),
     _later("no-udp-relay", None, "flag", None, "Refuse UDP relay allocations."),
     _later("userdb", "b", "str", None, "SQLite user database."),

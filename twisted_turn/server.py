@@ -38,6 +38,7 @@ from twisted_turn.ratelimit import SourceLimiter, UserFailureLimiter
 from twisted_turn.relay import NoRelayPort, RelayPortAllocator
 from twisted_turn.stun.attributes import (
     AdditionalAddressFamily,
+    AlternateServer,
     AdditionalAddressFamilyDraft,
     AddressErrorCode,
     AddressErrorCodeDraft,
@@ -88,6 +89,7 @@ DEFAULT_LIFETIME = 600
 MAX_PERMISSIONS = 1000
 
 REASONS = {
+    300: "Try Alternate",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -146,7 +148,7 @@ class StunError(Exception):
 #: The refusals logged at info (with a rate bound): a client was told no, and an operator
 #: looking for abusers or misconfigured clients wants to see it.  A 401 is logged only after
 #: credentials failed (its detail says so), not as the challenge every client gets first.
-LOGGED_REFUSALS = frozenset({401, 403, 437, 441, 486, 508})
+LOGGED_REFUSALS = frozenset({300, 401, 403, 437, 441, 486, 508})
 
 _METHOD_NAMES = {method.value: method.name.title().replace("_", "") for method in Method}
 
@@ -202,6 +204,8 @@ class TurnServer:
         authFailureLimit: Optional[UserFailureLimiter] = None,
         bandwidth: Optional[BandwidthPolicy] = None,
         logAddresses: bool = True,
+        alternateServers: Sequence[Address] = (),
+        tlsAlternateServers: Sequence[Address] = (),
     ) -> None:
         """
         @param tcpRelays: the RFC 6062 connection registry
@@ -215,6 +219,10 @@ class TurnServer:
             allocations only: TCP relays (RFC 6062) are neither shaped nor counted.
         @param logAddresses: put client and peer addresses into the refusals it logs
             (C{--no-log-addresses} leaves them out).
+        @param alternateServers: where a new Allocate from a UDP or TCP client is sent (300
+            ALTERNATE-SERVER) while L{draining} or past the total quota, in turn among those of
+            the client's family; without one of its family, it gets 486.
+        @param tlsAlternateServers: the same for TLS and DTLS clients.
         """
         self._clock = clock
         self._authenticator = authenticator
@@ -238,6 +246,14 @@ class TurnServer:
         self.bandwidth = bandwidth if bandwidth is not None else BandwidthPolicy()
         self._logAddresses = logAddresses
         self._refusals = RefusalLog(_log, clock)
+        self._alternates = {
+            (tls, family): [a for a in servers if familyOf(a[0]) == family]
+            for tls, servers in ((False, alternateServers), (True, tlsAlternateServers))
+            for family in (1, 2)
+        }
+        self._nextAlternate = 0
+        #: Refuse new allocations (send them to an alternate server): the server is draining.
+        self.draining = False
         self.table = AllocationTable()
         self.counters: Counter = Counter()
         # RFC 8489 section 9.2.4: PASSWORD-ALGORITHMS is offered, and can be chosen from, only
@@ -538,7 +554,25 @@ class TurnServer:
             lifetime = max(min(requested.seconds, self._maxLifetime), DEFAULT_LIFETIME)
         return min(lifetime, self._maxLifetime)
 
-    def _checkQuotas(self, user: Optional[str]) -> None:
+    def _redirect(self, fiveTuple: FiveTuple, why: str) -> StunError:
+        """
+        300 with the next alternate server of the client's transport and family, or 486
+        when there is none.
+        """
+        alternates = self._alternates[
+            (fiveTuple.transport in ("tls", "dtls"), familyOf(fiveTuple.clientHost))
+        ]
+        if not alternates:
+            return StunError(486, detail=why)
+        self._nextAlternate += 1
+        alternate = alternates[self._nextAlternate % len(alternates)]
+        self.counters["redirected"] += 1
+        return StunError(
+            300, extra=(AlternateServer(*alternate),),
+            detail=f"{why}: sent to {alternate[0]}:{alternate[1]}",
+        )
+
+    def _checkQuotas(self, user: Optional[str], fiveTuple: FiveTuple) -> None:
         """
         @raise StunError: 486 past --user-quota or --total-quota.  Reserved EVEN-PORT sockets
             count like allocations, or reserving and deleting in a loop would hold ports past
@@ -551,7 +585,7 @@ class TurnServer:
             raise StunError(486, detail=f"--user-quota {self._userQuota} reached")
         held = len(self.table) + self.relays.reservationCount()
         if self._totalQuota and held >= self._totalQuota:
-            raise StunError(486, detail=f"--total-quota {self._totalQuota} reached")
+            raise self._redirect(fiveTuple, f"--total-quota {self._totalQuota} reached")
 
     def _allocate(
         self,
@@ -573,6 +607,8 @@ class TurnServer:
                     return
                 raise StunError(437, detail="this 5-tuple already has an allocation")
             self.deallocate(existing)
+        if self.draining:
+            raise self._redirect(fiveTuple, "the server is draining")
 
         requestedTransport = request.get(RequestedTransport)
         if requestedTransport is None:
@@ -616,7 +652,7 @@ class TurnServer:
                                 detail="no such reservation")
             handle, host, port = claimed
         else:
-            self._checkQuotas(user)
+            self._checkQuotas(user, fiveTuple)
             try:
                 handle, host, port, newToken = self.relays.open(
                     family,
@@ -725,7 +761,7 @@ class TurnServer:
         if family not in (1, 2) or ports is None or ports.hostFor(family) is None:
             raise StunError(440)
         user = credentials.username
-        self._checkQuotas(user)
+        self._checkQuotas(user, fiveTuple)
         try:
             handle, host, port, _ = ports.open(family, now, owner=user)
         except NoRelayPort as e:

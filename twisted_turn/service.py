@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.internet.protocol import DatagramProtocol
@@ -53,6 +54,9 @@ _log = makeLogger(__name__)
 
 #: Seconds between sweeps of expired allocations, permissions, channels and reservations.
 SWEEP_INTERVAL = 5.0
+
+#: Seconds between checks of whether a drain is over.
+DRAIN_CHECK_INTERVAL = 1.0
 
 _SIOCGIFADDR = 0x8915
 
@@ -163,9 +167,11 @@ class TurnService(MultiService):
     """
 
     exitOnStartupError = False
-    #: Reload on SIGHUP (set by C{twistd turn}; an embedding application owns its signals and
-    #: calls L{reload} itself).
+    #: Reload on SIGHUP and drain on SIGUSR1 (set by C{twistd turn}; an embedding application
+    #: owns its signals and calls L{reload} and L{drain} itself).
     reloadOnSighup = False
+    #: Stop the reactor when a drain is over (set by C{twistd turn}, so the process exits).
+    stopWhenDrained = False
     #: What SIGHUP reads the configuration with (C{twistd turn} reads its -c file and command
     #: line again): a callable returning a L{TurnConfig} or raising L{ConfigError}; L{None}
     #: reloads the certificate only.
@@ -210,6 +216,9 @@ class TurnService(MultiService):
         #: The TLS and DTLS certificate, once started with --cert.
         self.credentials: Optional[ServerCredentials] = None
         self._previousSighup: Any = None
+        self._previousSigusr1: Any = None
+        self._drained: Optional[Deferred] = None
+        self._drainCheck: Optional[LoopingCall] = None
 
         self.generatedUser: Optional[Tuple[str, str]] = None
         if not (config.noAuth or config.users or config.useAuthSecret):
@@ -262,6 +271,8 @@ class TurnService(MultiService):
             authFailureLimit=self._makeAuthFailureLimit(config),
             bandwidth=BandwidthPolicy(config.maxBps, config.bpsCapacity),
             logAddresses=not config.noLogAddresses,
+            alternateServers=config.alternateServers,
+            tlsAlternateServers=config.tlsAlternateServers,
         )
         if self.tcpRelays is not None:
             self.tcpRelays.counters = self.server.counters
@@ -423,6 +434,7 @@ class TurnService(MultiService):
         self._sweeper.start(SWEEP_INTERVAL, now=False)
         if self.reloadOnSighup and hasattr(signal, "SIGHUP"):
             self._previousSighup = (signal.signal(signal.SIGHUP, self._sighup),)
+            self._previousSigusr1 = (signal.signal(signal.SIGUSR1, self._sigusr1),)
         self._reportBufferSizes()
         self._summarizer = LoopingCall(self._summarize)
         self._summarizer.clock = self._reactor
@@ -525,6 +537,57 @@ class TurnService(MultiService):
 
     def _sighup(self, signalNumber: int, frame: Any) -> None:
         self._reactor.callFromThread(self._reloadFromSignal)
+
+    def _sigusr1(self, signalNumber: int, frame: Any) -> None:
+        self._reactor.callFromThread(self.drain)
+
+    def drain(self) -> Deferred:
+        """
+        Drain before a restart (what SIGUSR1 does under twistd, as in coturn): new Allocates
+        are sent to an alternate server (300, with --alternate-server) or refused (486);
+        Refresh, permissions, channels and data go on.  The drain is over once
+        --drain-min-allocations or fewer allocations are left, or --drain-timeout passed;
+        under twistd the process then exits.
+
+        @return: a L{Deferred} that fires with the number of allocations left when the drain
+            is over (the same one if a drain is already under way).
+        """
+        if self._drained is not None:
+            return self._drained
+        self._drained = Deferred()
+        self.server.draining = True
+        config = self.config
+        started = self._reactor.seconds()
+        _log.info(
+            "Draining: new allocations are {where}; exiting once {minimum} or fewer of the "
+            "{count} allocations are left{timeout}",
+            where="sent to the alternate servers" if config.alternateServers
+            or config.tlsAlternateServers else "refused (486)",
+            minimum=config.drainMinAllocations, count=len(self.server.table),
+            timeout=f", or after {config.drainTimeout} s" if config.drainTimeout else "",
+        )
+
+        def check() -> None:
+            left = len(self.server.table)
+            timedOut = bool(config.drainTimeout) and (
+                self._reactor.seconds() - started >= config.drainTimeout
+            )
+            if left > config.drainMinAllocations and not timedOut:
+                return
+            self._drainCheck.stop()
+            _log.info(
+                "Drained: {left} allocations left{why}", left=left,
+                why=" (--drain-timeout)" if left > config.drainMinAllocations else "",
+            )
+            drained, self._drained = self._drained, None
+            if self.stopWhenDrained:
+                self._reactor.stop()
+            drained.callback(left)  # type: ignore[union-attr]
+
+        self._drainCheck = LoopingCall(check)
+        self._drainCheck.clock = self._reactor
+        self._drainCheck.start(DRAIN_CHECK_INTERVAL, now=True)
+        return self._drained if self._drained is not None else succeed(len(self.server.table))
 
     def _reloadFromSignal(self) -> None:
         config: Optional[TurnConfig] = None
@@ -922,6 +985,12 @@ class TurnService(MultiService):
             [previous] = self._previousSighup
             signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
             self._previousSighup = None
+        if self._previousSigusr1 is not None:
+            [previous] = self._previousSigusr1
+            signal.signal(signal.SIGUSR1, previous if previous is not None else signal.SIG_DFL)
+            self._previousSigusr1 = None
+        if self._drainCheck is not None and self._drainCheck.running:
+            self._drainCheck.stop()
         if self._logObserver is not None:
             globalLogPublisher.removeObserver(self._logObserver)
             self._logObserver = None

@@ -190,6 +190,7 @@ def makeService(options: Options, reactor: object = None):  # type: ignore[no-un
     service = TurnService(options.config, reactor=reactor)
     service.exitOnStartupError = True
     service.reloadOnSighup = True
+    service.stopWhenDrained = True
     service.configLoader = options.reloadConfig
     if options.config.logFormat == "json":
         from twisted.logger import jsonFileLogObserver

@@ -198,3 +198,42 @@ def test_sighupReloadsUsers(turnServer, echoPeer, tmp_path) -> None:
     refused = runUclient(server.port, echoPeer.port, ("-u", USER, "-w", "old-password"),
                          messages=10, clients=1)
     assert refused.returncode != 0 and refused.stats is None, refused
+
+
+def test_sigusr1Drains(turnServer) -> None:
+    """
+    SIGUSR1 drains a real server: a new Allocate gets 300 naming --alternate-server, the live
+    allocation still refreshes, and once it is deleted the process exits by itself, cleanly.
+    """
+    import signal
+    import time
+
+    from tests.integration.harness import ALLOCATE, REQUESTED_TRANSPORT, RawTurnClient
+
+    server = turnServer("--user", f"{USER}:{PASSWORD}", "--alternate-server", "127.0.0.1:4000")
+    live = RawTurnClient(server.port)
+    newcomer = RawTurnClient(server.port)
+    try:
+        live.allocate()
+        server.process.send_signal(signal.SIGUSR1)
+        server.waitForLog("Draining: new allocations are sent to the alternate servers")
+        messageType, code, values, transactionId = newcomer.request(
+            ALLOCATE, [(REQUESTED_TRANSPORT, b"\x11\0\0\0")]
+        )
+        assert code == 300
+        alternate = values[0x8023][0]  # ALTERNATE-SERVER: a plain, not XORed, address
+        assert alternate[1] == 1 and alternate[2:4] == (4000).to_bytes(2, "big"), alternate
+        assert alternate[4:] == bytes([127, 0, 0, 1])
+        lifetime = (0x000D, (600).to_bytes(4, "big"))
+        assert live.request(0x004, [lifetime])[1] is None
+        assert server.process.poll() is None
+        assert live.request(0x004, [(0x000D, bytes(4))])[1] is None  # LIFETIME 0: deleted
+        deadline = time.monotonic() + 10
+        while server.process.poll() is None:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        assert server.process.returncode == 0, server.log()
+        assert "Drained: 0 allocations left" in server.log()
+    finally:
+        live.close()
+        newcomer.close()
