@@ -741,9 +741,9 @@ class NotImplementedTests(SynchronousTestCase):
         Their names are recorded once each, in order; served options are not.
         """
         config = fromFile(
-            "prometheus\nfingerprint\nrelay-threads=4\nprometheus\nCA-file=/etc/ca.pem\n"
+            "oauth\nfingerprint\nrelay-threads=4\noauth\nCA-file=/etc/ca.pem\n"
         )
-        self.assertEqual(config.notImplemented, ("prometheus", "relay-threads", "CA-file"))
+        self.assertEqual(config.notImplemented, ("oauth", "relay-threads", "CA-file"))
         self.assertEqual(fromFile("fingerprint\nrealm=x\n").notImplemented, ())
 
     def test_valuesValidated(self) -> None:

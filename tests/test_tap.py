@@ -157,8 +157,8 @@ class CommandLineTests(SynchronousTestCase):
         """
         Options not served yet are accepted and recorded.
         """
-        config = parse("--no-udp-relay", "--relay-threads", "4", "--prometheus")
-        self.assertEqual(config.notImplemented, ("no-udp-relay", "relay-threads", "prometheus"))
+        config = parse("--no-udp-relay", "--relay-threads", "4", "--oauth")
+        self.assertEqual(config.notImplemented, ("no-udp-relay", "relay-threads", "oauth"))
 
     def test_sameAsMakeConfig(self) -> None:
         """

@@ -139,13 +139,18 @@ class Allocation:
         (L{twisted_turn.bandwidth}).
     @ivar upDue: when what its client sent to peers so far would have gone out at the rate
         (L{twisted_turn.bandwidth.admitUp}); L{downDue} the same for what peers sent it.
+    @ivar upPackets: datagrams relayed from its client to peers (L{upBytes}: their payload
+        bytes); L{downPackets} and L{downBytes} the same from peers to its client.  They move
+        while the allocation lives (metrics, the admin API).
+    @ivar createdAt: when it was made.
     """
 
     __slots__ = (
         "fiveTuple", "client", "username", "relayAddress", "externalAddress", "expiresAt",
         "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
         "relay6", "relayed", "clientTransport", "allocateTransactionId", "allocateResponse",
-        "tcp", "bps", "secondsPerByte", "upDue", "downDue",
+        "tcp", "bps", "secondsPerByte", "upDue", "downDue", "upPackets", "upBytes",
+        "downPackets", "downBytes", "createdAt",
     )
 
     def __init__(
@@ -183,6 +188,8 @@ class Allocation:
         self.bps = 0.0
         self.secondsPerByte = 0.0
         self.upDue = self.downDue = 0.0
+        self.upPackets = self.upBytes = self.downPackets = self.downBytes = 0
+        self.createdAt = 0.0
 
     # -- relayed addresses -----------------------------------------------------------------
 

@@ -102,6 +102,11 @@ class TurnConfig:
     udpGso: Optional[bool] = None
     udpBatchSize: int = 64
     sockBufSize: int = 2097152
+    prometheus: bool = False
+    prometheusPort: int = 9641
+    prometheusAddress: str = "0.0.0.0"
+    prometheusPath: str = "/metrics"
+    prometheusUsernameLabels: bool = False
     logFile: Optional[str] = None
     verbose: bool = False
     noLogAddresses: bool = False
@@ -284,6 +289,14 @@ def _realm(value: object) -> str:
         raise ValueError("contains a control character")
     if len(value) > _MAX_REALM:
         raise ValueError(f"is {len(value)} characters; STUN allows at most {_MAX_REALM}")
+    return value
+
+
+def _path(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or any(
+        ord(c) <= 0x20 or c in "?#" for c in value
+    ):
+        raise ValueError(f"{value} is not an absolute URL path such as /metrics")
     return value
 
 
@@ -607,6 +620,19 @@ OPTIONS: Tuple[Option, ...] = (
            "Receive and send buffer of every UDP socket (listeners, relays, DTLS), in bytes; "
            "0 for the kernel's default. Past net.core.rmem_max/wmem_max only with "
            "CAP_NET_ADMIN.", **_COUNT),
+    Option("prometheus", None, "flag", "prometheus",
+           "Serve Prometheus metrics over HTTP (needs prometheus_client: pip install "
+           "'twisted-turn[metrics]')."),
+    Option("prometheus-port", None, "int", "prometheusPort",
+           "Port of the metrics endpoint.", **_PORT, valueOptional=True),
+    Option("prometheus-address", None, "str", "prometheusAddress",
+           "Address of the metrics endpoint (all interfaces by default, as coturn's).",
+           parse=_address),
+    Option("prometheus-path", None, "str", "prometheusPath",
+           "Path of the metrics endpoint.", parse=_path),
+    Option("prometheus-username-labels", None, "flag", "prometheusUsernameLabels",
+           "Label traffic and allocations with user names: one series per user, which grows "
+           "with them (REST API user names are new every time)."),
     Option("log-file", "l", "str", "logFile", "Write the log to this file."),
     Option("verbose", "v", "flag", "verbose", "Log at debug level."),
     Option("log-format", None, "str", "logFormat",
@@ -640,11 +666,6 @@ OPTIONS: Tuple[Option, ...] = (
     _later("redis-userdb", "N", "str", None, "Redis user database."),
     _later("redis-statsdb", "O", "str", None, "Redis status and statistics database."),
     _later("secret-key-file", None, "str", None, "Key for encrypted database passwords."),
-    _later("prometheus", None, "flag", None, "Prometheus metrics endpoint."),
-    _later("prometheus-port", None, "int", None, "Prometheus port.", **_PORT,
-           valueOptional=True),
-    _later("prometheus-address", None, "str", None, "Prometheus listening address."),
-    _later("prometheus-username-labels", None, "flag", None, "User names as metric labels."),
     _later("no-auth-pings", None, "flag", None, "No database pings."),
     _later("no-dynamic-ip-list", None, "flag", None, "No peer lists from the database."),
     _later("no-dynamic-realms", None, "flag", None, "No realms from the database."),

@@ -65,6 +65,8 @@ def relayChannelData(server: Any, counters: Any, allocation: Any, data: bytes, n
     if allocation.bps and not admitUp(allocation, len(data) - 4, now):
         counters["dropBandwidthUp"] += 1
         return
+    allocation.upPackets += 1
+    allocation.upBytes += len(data) - 4
     try:
         binding.relay.write(data[4:], binding.peer)
     except Exception:
@@ -121,6 +123,8 @@ class ListenerProtocol(DatagramProtocol):
                 else:
                     due = now
                 allocation.upDue = due + length * allocation.secondsPerByte
+            allocation.upPackets += 1
+            allocation.upBytes += length
             try:
                 # The binding's own relay: the relayed address of the peer's family.
                 binding.relay.write(data[4 : 4 + length], binding.peer)
@@ -160,6 +164,8 @@ class ListenerProtocol(DatagramProtocol):
         if allocation.bps and not admitUp(allocation, len(payload), now):
             self._counters["dropBandwidthUp"] += 1
             return True
+        allocation.upPackets += 1
+        allocation.upBytes += len(payload)
         try:
             # decodeSendIndication gives IPv4 peers only, and an allocation with an IPv4
             # permission has an IPv4 relayed address, which is always its first: relay.
@@ -231,6 +237,8 @@ class RelayProtocol(DatagramProtocol):
             else:
                 due = now
             allocation.downDue = due + len(data) * allocation.secondsPerByte
+        allocation.downPackets += 1
+        allocation.downBytes += len(data)
         binding = allocation.peerChannels.get(addr)
         # Building the message is inside the try too: a datagram too large for the client's
         # framing (a 65527-byte IPv6 datagram as a Data indication) fails there.

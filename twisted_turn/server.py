@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 
 from twisted_turn._log import RefusalLog, makeLogger, worthLogging
@@ -254,6 +254,13 @@ class TurnServer:
         self._nextAlternate = 0
         #: Refuse new allocations (send them to an alternate server): the server is draining.
         self.draining = False
+        #: What ended allocations relayed: packets and bytes from clients to peers, then from
+        #: peers to clients (the live ones keep their own, on the allocation).
+        self.endedTraffic = [0, 0, 0, 0]
+        #: The same per user name, kept only when asked (metrics with user labels): a table
+        #: that grows with the number of distinct users.
+        self.endedTrafficByUser: Optional[Dict[str, List[int]]] = None
+        self.startedAt = clock.seconds()
         self.table = AllocationTable()
         self.counters: Counter = Counter()
         # RFC 8489 section 9.2.4: PASSWORD-ALGORITHMS is offered, and can be chosen from, only
@@ -435,6 +442,7 @@ class TurnServer:
         client = fiveTuple.client
         if request.method == Method.BINDING:
             if request.unknownRequired:
+                self.counters["bindingError"] += 1
                 if self._mayAnswerUnproven(client, fiveTuple.transport):
                     self._replyError(
                         request, transport, client, _unknownAttributes(request), None
@@ -705,6 +713,7 @@ class TurnServer:
             handle,
         )
         setRate(allocation, rate, now)
+        allocation.createdAt = now
         for extraHost, extraPort, extraHandle in opened[1:]:
             allocation.addRelayed(
                 (extraHost, extraPort), (self._external.get(extraHost, extraHost), extraPort),
@@ -773,6 +782,7 @@ class TurnServer:
             now + lifetime, handle,
         )
         allocation.tcp = True
+        allocation.createdAt = now
         allocation.clientTransport = transport
         handle.attach(allocation)
         self.table.add(allocation)
@@ -1021,6 +1031,8 @@ class TurnServer:
         if allocation.bps and not admitUp(allocation, len(data.value), now):
             self.counters["dropBandwidthUp"] += 1
             return
+        allocation.upPackets += 1
+        allocation.upBytes += len(data.value)
         try:
             allocation.relayFor(peer.host).write(data.value, (peer.host, peer.port))
         except Exception:
@@ -1060,6 +1072,18 @@ class TurnServer:
 
     def _releaseRelays(self, allocation: Allocation) -> None:
         self.bandwidth.release(allocation.bps)
+        ended = self.endedTraffic
+        ended[0] += allocation.upPackets
+        ended[1] += allocation.upBytes
+        ended[2] += allocation.downPackets
+        ended[3] += allocation.downBytes
+        byUser = self.endedTrafficByUser
+        if byUser is not None:
+            totals = byUser.setdefault(allocation.username or "", [0, 0, 0, 0])
+            totals[0] += allocation.upPackets
+            totals[1] += allocation.upBytes
+            totals[2] += allocation.downPackets
+            totals[3] += allocation.downBytes
         ports = self.tcpRelayPorts if allocation.tcp else self.relays
         for relayed in allocation.relayed:
             host, port = relayed.address

@@ -177,6 +177,9 @@ class TurnService(MultiService):
     #: reloads the certificate only.
     configLoader: Any = None
 
+    #: How long the reactor's iterations take, measured once --prometheus is on.
+    reactorTimer: Any = None
+
     #: A log observer for the application this service joins (C{twistd turn --log-format
     #: json} sets one): twistd logs through an application's L{ILogObserver} component,
     #: instead of its own text observer, when it has one.
@@ -436,6 +439,8 @@ class TurnService(MultiService):
             self._previousSighup = (signal.signal(signal.SIGHUP, self._sighup),)
             self._previousSigusr1 = (signal.signal(signal.SIGUSR1, self._sigusr1),)
         self._reportBufferSizes()
+        if config.prometheus:
+            self._startMetrics()
         self._summarizer = LoopingCall(self._summarize)
         self._summarizer.clock = self._reactor
         self._summarizer.start(SUMMARY_INTERVAL, now=False)
@@ -449,6 +454,54 @@ class TurnService(MultiService):
             minPort=config.minPort,
             maxPort=config.maxPort,
             realm=config.realm,
+        )
+
+    def _startMetrics(self) -> None:
+        """
+        Serve Prometheus metrics on --prometheus-address, --prometheus-port and
+        --prometheus-path.
+
+        @raise StartupError: prometheus_client is missing, or the port cannot be bound.
+        """
+        try:
+            from prometheus_client import CollectorRegistry
+        except ImportError:
+            raise StartupError(
+                "--prometheus needs prometheus_client: pip install 'twisted-turn[metrics]'"
+            )
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        from twisted_turn import metrics
+
+        config = self.config
+        if config.prometheusUsernameLabels:
+            self.server.endedTrafficByUser = {}
+        self.reactorTimer = metrics.ReactorTimer.install(self._reactor)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(metrics.TurnCollector(lambda: metrics.snapshot(self)))
+        root: Resource = metrics.MetricsResource(registry)
+        for segment in reversed([part for part in config.prometheusPath.split("/") if part]):
+            parent = Resource()
+            parent.putChild(segment.encode(), root)
+            root = parent
+        site = Site(root)
+        site.noisy = False
+        address = config.prometheusAddress
+        try:
+            listening = self._reactor.listenTCP(
+                config.prometheusPort, site, interface=address
+            )
+        except CannotListenError as e:
+            raise StartupError(
+                f"--prometheus-port: cannot listen on {address}:{config.prometheusPort}: "
+                f"{e.socketError}"
+            )
+        self.listeningPorts.append(listening)
+        _log.info(
+            "Prometheus metrics on http://{address}:{port}{path}",
+            address=f"[{address}]" if ":" in address else address,
+            port=listening.getHost().port, path=config.prometheusPath,
         )
 
     def _secureOn(self) -> Tuple[bool, bool]:

@@ -270,8 +270,12 @@ class StreamTestClient(TestClient):
 
 
 class _MemoryListeningPort:
-    def __init__(self, onStop: Any) -> None:
+    def __init__(self, onStop: Any, host: Any = None) -> None:
         self._onStop = onStop
+        self._host = host
+
+    def getHost(self) -> Any:
+        return self._host
 
     def stopListening(self) -> None:
         self._onStop()
@@ -304,7 +308,10 @@ class MemoryUDPReactor(Clock):
         if key in self.busy or key in self.tcpPorts:
             raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "in use"))
         self.tcpPorts[key] = factory
-        return _MemoryListeningPort(lambda: self.tcpPorts.pop(key, None))
+        return _MemoryListeningPort(
+            lambda: self.tcpPorts.pop(key, None),
+            IPv4Address("TCP", interface or "0.0.0.0", port),
+        )
 
     def adoptStreamPort(self, fileDescriptor: int, addressFamily: Any, factory: Any) -> Any:
         host, port = socket.socket(fileno=os.dup(fileDescriptor)).getsockname()[:2]
