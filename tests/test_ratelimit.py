@@ -151,6 +151,7 @@ class SourceLimiterTests(SynchronousTestCase):
         A rate or burst below 1, or a table size that is not a power of two, is refused.
         """
         self.assertRaises(ValueError, SourceLimiter, rate=0, burst=10)
+        self.assertRaises(ValueError, SourceLimiter, rate=-1, burst=10)
         self.assertRaises(ValueError, SourceLimiter, rate=10, burst=0)
         self.assertRaises(ValueError, SourceLimiter, rate=10, burst=10, slots=1000)
 

@@ -14,6 +14,7 @@ built to make the key.
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -150,7 +151,7 @@ class Allocation:
         "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
         "relay6", "relayed", "clientTransport", "allocateTransactionId", "allocateResponse",
         "tcp", "bps", "secondsPerByte", "upDue", "downDue", "upPackets", "upBytes",
-        "downPackets", "downBytes", "createdAt",
+        "downPackets", "downBytes", "createdAt", "sessionId",
     )
 
     def __init__(
@@ -190,6 +191,8 @@ class Allocation:
         self.upDue = self.downDue = 0.0
         self.upPackets = self.upBytes = self.downPackets = self.downBytes = 0
         self.createdAt = 0.0
+        #: What the admin API calls it: random, so that an id says nothing of the others.
+        self.sessionId = secrets.token_hex(8)
 
     # -- relayed addresses -----------------------------------------------------------------
 
@@ -342,12 +345,13 @@ class Allocation:
 
 class AllocationTable:
     """
-    Every live allocation, by 5-tuple, by relay address and by user.
+    Every live allocation, by 5-tuple, by relay address, by user and by session id.
     """
 
     def __init__(self) -> None:
         self._byListener: Dict[Tuple[str, Address], Dict[Address, Allocation]] = {}
         self._byUser: Dict[Optional[str], int] = {}
+        self._byId: Dict[str, Allocation] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -373,10 +377,14 @@ class AllocationTable:
     def countForUser(self, username: Optional[str]) -> int:
         return self._byUser.get(username, 0)
 
+    def bySessionId(self, sessionId: str) -> Optional[Allocation]:
+        return self._byId.get(sessionId)
+
     def add(self, allocation: Allocation) -> None:
         fiveTuple = allocation.fiveTuple
         self.clientsOf(fiveTuple.transport, fiveTuple.server)[fiveTuple.client] = allocation
         self._byUser[allocation.username] = self._byUser.get(allocation.username, 0) + 1
+        self._byId[allocation.sessionId] = allocation
         self._count += 1
 
     def remove(self, allocation: Allocation) -> bool:
@@ -388,6 +396,7 @@ class AllocationTable:
         if clients is None or clients.get(fiveTuple.client) is not allocation:
             return False
         del clients[fiveTuple.client]
+        self._byId.pop(allocation.sessionId, None)
         remaining = self._byUser[allocation.username] - 1
         if remaining:
             self._byUser[allocation.username] = remaining

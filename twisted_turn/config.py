@@ -107,6 +107,10 @@ class TurnConfig:
     prometheusAddress: str = "0.0.0.0"
     prometheusPath: str = "/metrics"
     prometheusUsernameLabels: bool = False
+    webAdmin: bool = False
+    webAdminIp: str = "127.0.0.1"
+    webAdminPort: int = 8080
+    cliPassword: Optional[str] = None
     logFile: Optional[str] = None
     verbose: bool = False
     noLogAddresses: bool = False
@@ -633,6 +637,15 @@ OPTIONS: Tuple[Option, ...] = (
     Option("prometheus-username-labels", None, "flag", "prometheusUsernameLabels",
            "Label traffic and allocations with user names: one series per user, which grows "
            "with them (REST API user names are new every time)."),
+    Option("web-admin", None, "flag", "webAdmin",
+           "Serve the admin API and the live status page (docs/operations.md); needs "
+           "--cli-password, and --cert off loopback."),
+    Option("web-admin-ip", None, "str", "webAdminIp",
+           "Address of the admin API; off loopback it is served over TLS only.",
+           parse=_address),
+    Option("web-admin-port", None, "int", "webAdminPort", "Port of the admin API.", **_PORT),
+    Option("cli-password", None, "str", "cliPassword",
+           "The admin API's password (HTTP Basic, any user name), as coturn's for its CLI."),
     Option("log-file", "l", "str", "logFile", "Write the log to this file."),
     Option("verbose", "v", "flag", "verbose", "Log at debug level."),
     Option("log-format", None, "str", "logFormat",
@@ -696,12 +709,8 @@ OPTIONS: Tuple[Option, ...] = (
     _later("no-cli", None, "flag", None, "No telnet admin CLI."),
     _later("cli-ip", None, "str", None, "Admin CLI address."),
     _later("cli-port", None, "int", None, "Admin CLI port.", **_PORT),
-    _later("cli-password", None, "str", None, "Admin CLI password."),
     _later("cli-max-output-sessions", None, "int", None,
            "Sessions shown by the CLI ps command.", **_COUNT),
-    _later("web-admin", None, "flag", None, "HTTPS admin interface."),
-    _later("web-admin-ip", None, "str", None, "Web admin address."),
-    _later("web-admin-port", None, "int", None, "Web admin port.", **_PORT),
     _later("web-admin-listen-on-workers", None, "flag", None, "Web admin on the workers."),
     _later("server-relay", None, "flag", None, "No permission checks (dangerous)."),
     _later("ne", None, "int", None, "coturn network engine.", minimum=1, maximum=3),

@@ -93,7 +93,8 @@ MAX_RECORD_PAYLOAD = 16384
 
 _COOKIE_LENGTH = 32
 _RECORD_HEADER = 13  # type, version (2), epoch (2), sequence number (6), length (2)
-_HANDSHAKE_HEADER = 12  # type, length (3), message_seq (2), fragment_offset (3), fragment_length (3)
+# type, length (3), message_seq (2), fragment_offset (3), fragment_length (3)
+_HANDSHAKE_HEADER = 12
 _FIRST_CONTENT_TYPE = 20  # change_cipher_spec ...
 _LAST_CONTENT_TYPE = 25  # ... alert, handshake, application_data, heartbeat, tls12_cid
 _DTLS_MAJOR = 0xFE

@@ -111,10 +111,13 @@ class SourceLimiter:
 
     def __init__(self, rate: float, burst: float, slots: int = SOURCE_SLOTS) -> None:
         """
-        @raise ValueError: C{rate} or C{burst} below 1, or C{slots} not a power of two.
+        @raise ValueError: C{rate} not positive, C{burst} below 1, or C{slots} not a power of
+            two.
         """
-        if rate < 1 or burst < 1:
-            raise ValueError(f"rate and burst must be at least 1, not {rate} and {burst}")
+        if rate <= 0 or burst < 1:
+            raise ValueError(
+                f"rate must be positive and burst at least 1, not {rate} and {burst}"
+            )
         self.rate = rate
         self.burst = burst
         self._buckets = _Buckets(rate, burst, slots)
@@ -124,6 +127,13 @@ class SourceLimiter:
         May an answer go to C{host} now?  Counts it when it may.
         """
         return self._buckets.spend(sourceKey(host), now)
+
+    def available(self, host: str, now: float) -> bool:
+        """
+        Whether C{host} has budget left, without spending any (for limits that count only
+        failures: ask first, L{allow} on a failure).
+        """
+        return self._buckets.available(sourceKey(host), now)
 
 
 class UserFailureLimiter:

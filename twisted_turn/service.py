@@ -58,6 +58,9 @@ SWEEP_INTERVAL = 5.0
 #: Seconds between checks of whether a drain is over.
 DRAIN_CHECK_INTERVAL = 1.0
 
+#: Seconds between the end of a drain and the stop of the process (under twistd).
+DRAIN_EXIT_DELAY = 0.5
+
 _SIOCGIFADDR = 0x8915
 
 #: Descriptors beyond the relay ports: listeners, log files, the reactor's own.
@@ -191,7 +194,7 @@ class TurnService(MultiService):
         "allowedPeerIps", "deniedPeerIps", "allowLoopbackPeers", "noMulticastPeers",
         "userQuota", "totalQuota", "maxBps", "bpsCapacity", "verbose", "noLogAddresses",
         "unauthorizedRatelimit", "unauthorizedRatelimitRps", "unauthorizedRatelimitBurst",
-        "userAuthFailuresPerMinute", "cert", "pkey", "pkeyPwd",
+        "userAuthFailuresPerMinute", "cert", "pkey", "pkeyPwd", "cliPassword",
     )
 
     def __init__(
@@ -222,6 +225,8 @@ class TurnService(MultiService):
         self._previousSigusr1: Any = None
         self._drained: Optional[Deferred] = None
         self._drainCheck: Optional[LoopingCall] = None
+        #: The admin API's site, once started with --web-admin.
+        self.adminSite: Any = None
 
         self.generatedUser: Optional[Tuple[str, str]] = None
         if not (config.noAuth or config.users or config.useAuthSecret):
@@ -441,6 +446,8 @@ class TurnService(MultiService):
         self._reportBufferSizes()
         if config.prometheus:
             self._startMetrics()
+        if config.webAdmin:
+            self._startAdmin()
         self._summarizer = LoopingCall(self._summarize)
         self._summarizer.clock = self._reactor
         self._summarizer.start(SUMMARY_INTERVAL, now=False)
@@ -504,6 +511,74 @@ class TurnService(MultiService):
             port=listening.getHost().port, path=config.prometheusPath,
         )
 
+    def _startAdmin(self) -> None:
+        """
+        Serve the admin API and the status page on --web-admin-ip and --web-admin-port: over
+        TLS off loopback.
+
+        @raise StartupError: no credential is configured, no certificate for an address off
+            loopback, or the port cannot be bound.
+        """
+        from twisted_turn.admin import adminSite, isLoopback
+
+        config = self.config
+        if not config.cliPassword:
+            raise StartupError(
+                "--web-admin needs --cli-password: the admin API serves no request without "
+                "a credential"
+            )
+        address = config.webAdminIp
+        secure = not isLoopback(address)
+        if secure:
+            if config.cert is None:
+                raise StartupError(
+                    f"--web-admin-ip {address} is off loopback, so the admin API is served "
+                    "over TLS only, and that needs --cert"
+                )
+            self._loadCredentials()
+        self.adminSite = adminSite(self, self._reactor)
+        factory: Any = self.adminSite
+        if secure:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            factory = TLSMemoryBIOFactory(self.credentials, False, self.adminSite)
+            factory.noisy = False
+        try:
+            listening = self._reactor.listenTCP(config.webAdminPort, factory, interface=address)
+        except CannotListenError as e:
+            raise StartupError(
+                f"--web-admin-port: cannot listen on {address}:{config.webAdminPort}: "
+                f"{e.socketError}"
+            )
+        self.listeningPorts.append(listening)
+        _log.info(
+            "Admin API and status page on {scheme}://{address}:{port}/",
+            scheme="https" if secure else "http",
+            address=f"[{address}]" if ":" in address else address,
+            port=listening.getHost().port,
+        )
+
+    def _loadCredentials(self) -> None:
+        """
+        Load --cert and --pkey, once.
+
+        @raise StartupError: the certificate or key cannot be used.
+        """
+        if self.credentials is not None:
+            return
+        config = self.config
+        try:
+            self.credentials = ServerCredentials(
+                config.cert,  # type: ignore[arg-type]
+                config.pkey,
+                config.pkeyPwd,
+                config.cipherList,
+                tls13Only=config.noTlsv12,
+            )
+        except CertificateError as e:
+            raise StartupError(str(e))
+        _log.info("TLS certificate: {subject}", subject=certificateSubject(config.cert))
+
     def _secureOn(self) -> Tuple[bool, bool]:
         """
         Whether the TLS and the DTLS listeners run: asked for and a certificate given.
@@ -553,17 +628,7 @@ class TurnService(MultiService):
             if config.cert is None and not (config.noTls and config.noDtls):
                 _log.info("No --cert given, so there are no TLS and DTLS listeners")
             return
-        try:
-            self.credentials = ServerCredentials(
-                config.cert,  # type: ignore[arg-type]
-                config.pkey,
-                config.pkeyPwd,
-                config.cipherList,
-                tls13Only=config.noTlsv12,
-            )
-        except CertificateError as e:
-            raise StartupError(str(e))
-        _log.info("TLS certificate: {subject}", subject=certificateSubject(config.cert))
+        self._loadCredentials()
         port = config.tlsListeningPort
         if tls:
             from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -634,7 +699,9 @@ class TurnService(MultiService):
             )
             drained, self._drained = self._drained, None
             if self.stopWhenDrained:
-                self._reactor.stop()
+                # Not at once: answers already written (the admin API's to POST drain) go
+                # out first, where a stop now would drop them with the connections.
+                self._reactor.callLater(DRAIN_EXIT_DELAY, self._reactor.stop)
             drained.callback(left)  # type: ignore[union-attr]
 
         self._drainCheck = LoopingCall(check)
@@ -643,13 +710,25 @@ class TurnService(MultiService):
         return self._drained if self._drained is not None else succeed(len(self.server.table))
 
     def _reloadFromSignal(self) -> None:
+        self.reloadConfiguration()
+
+    def reloadConfiguration(self) -> Optional[str]:
+        """
+        Read the configuration again with L{configLoader} and apply it (SIGHUP and the admin
+        API's C{POST reload}); without a loader, reload the certificate only.
+
+        @return: L{None}, or what is wrong with the configuration, which then changes
+            nothing (and is logged once).
+        """
         config: Optional[TurnConfig] = None
         if self.configLoader is not None:
             try:
                 config = self.configLoader()
             except ConfigError as e:
                 _log.warn("Keeping the current configuration: {error}", error=str(e))
+                return str(e)
         self.reload(config)
+        return None
 
     def reload(self, config: Optional[TurnConfig] = None) -> None:
         """
@@ -1044,6 +1123,8 @@ class TurnService(MultiService):
             self._previousSigusr1 = None
         if self._drainCheck is not None and self._drainCheck.running:
             self._drainCheck.stop()
+        if self.adminSite is not None:
+            self.adminSite.admin.history.stop()
         if self._logObserver is not None:
             globalLogPublisher.removeObserver(self._logObserver)
             self._logObserver = None

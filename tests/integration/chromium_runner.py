@@ -28,6 +28,7 @@ are always reachable; a loopback relay address would need it)::
 from __future__ import annotations
 
 import argparse
+import base64
 import fcntl
 import json
 import os
@@ -195,6 +196,167 @@ new Promise((resolve) => {
 """
 
 
+class ChromiumSession:
+    """
+    A fresh headless Chromium with a throwaway profile, showing one URL, driven over the
+    DevTools pipe: L{evaluate} runs script in the page, L{screenshot} saves it as PNG.  Used
+    as a context manager; the browser and all its children are killed on the way out,
+    whatever happens.  Every failure to get an answer raises L{ChromiumError} with the
+    browser's stderr.
+    """
+
+    def __init__(
+        self,
+        chromium: str,
+        url: str,
+        timeout: float,
+        extraFlags: Sequence[str] = (),
+        logPath: Optional[Path] = None,
+    ) -> None:
+        self.deadline = time.monotonic() + timeout
+        self._command = [chromium, *CHROMIUM_FLAGS, *extraFlags]
+        self._url = url
+        self._profile = Path(tempfile.mkdtemp(prefix="chromium-"))
+        self._log = Path(logPath) if logPath else self._profile / "stderr.log"
+        self._process: Optional[subprocess.Popen] = None
+        self._fds: List[int] = []
+        self._pipe: Optional[_Pipe] = None
+        self._sessionId: Optional[str] = None
+
+    def __enter__(self) -> "ChromiumSession":
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        # Descriptors 3 and 4 in the child: it reads requests on 3 and writes answers on 4.
+        requestRead, requestWrite = os.pipe()
+        answerRead, answerWrite = os.pipe()
+        self._fds = [requestRead, requestWrite, answerRead, answerWrite]
+        env = dict(os.environ, HOME=str(self._profile))
+        env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        command = [*self._command, f"--user-data-dir={self._profile / 'profile'}", self._url]
+
+        def childDescriptors() -> None:
+            # Move both ends above 4 first, so neither is overwritten by the other's dup2.
+            reads = fcntl.fcntl(requestRead, fcntl.F_DUPFD, 10)
+            writes = fcntl.fcntl(answerWrite, fcntl.F_DUPFD, 10)
+            os.dup2(reads, 3)
+            os.dup2(writes, 4)
+
+        with open(self._log, "wb") as stderr:
+            self._process = process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                env=env,
+                pass_fds=(3, 4),
+                preexec_fn=childDescriptors,
+                start_new_session=True,
+            )
+        for fd in (requestRead, answerWrite):
+            os.close(fd)
+            self._fds.remove(fd)
+        self._pipe = _Pipe(
+            requestWrite, answerRead, self.deadline, lambda: process.poll() is None
+        )
+        self._sessionId = self._call(_attachToPage, self._pipe, self.deadline)
+
+    def _call(self, function: Any, *arguments: Any) -> Any:
+        try:
+            return function(*arguments)
+        except (EOFError, TimeoutError, OSError, ValueError) as e:
+            status = self._process.poll() if self._process is not None else None
+            raise ChromiumError(f"{e} (exit status {status})", _readLog(self._log)) from e
+        except ChromiumError as e:
+            raise ChromiumError(str(e), _readLog(self._log)) from e
+
+    def send(self, method: str, params: Optional[dict] = None) -> Any:
+        """
+        One DevTools command to the page; its result.
+        """
+        assert self._pipe is not None
+        return self._call(self._pipe.call, method, params, self._sessionId)
+
+    def evaluate(self, expression: str, awaitPromise: bool = False) -> Any:
+        """
+        The value of C{expression} in the page (of the promise it gives, with
+        C{awaitPromise}).
+
+        @raise ChromiumError: the page threw, or the browser gave no answer in time.
+        """
+        while True:
+            try:
+                evaluation = self.send(
+                    "Runtime.evaluate",
+                    {"expression": expression, "awaitPromise": awaitPromise,
+                     "returnByValue": True},
+                )
+                break
+            except ChromiumError as e:
+                # The initial about:blank's context goes away when the page commits.
+                message = str(e).split("\n--- chromium stderr")[0].lower()
+                transient = "context" in message or "navigated" in message
+                if not transient or time.monotonic() > self.deadline:
+                    raise
+                time.sleep(0.1)
+        if "exceptionDetails" in evaluation:
+            raise ChromiumError(
+                f"the page threw: {evaluation['exceptionDetails']}", _readLog(self._log)
+            )
+        return evaluation["result"].get("value")
+
+    def waitFor(self, expression: str, timeout: float, what: str) -> Any:
+        """
+        Evaluate C{expression} every 100 ms until it gives something true: that value.
+
+        @raise ChromiumError: it has not within C{timeout} seconds (C{what} says what was
+            awaited).
+        """
+        deadline = min(self.deadline, time.monotonic() + timeout)
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise ChromiumError(f"the page never showed {what} (last {value!r})",
+                                    _readLog(self._log))
+            time.sleep(0.1)
+
+    def screenshot(self, path: Path) -> Path:
+        """
+        Save what the page shows as a PNG at C{path}.
+        """
+        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        if self._pipe is not None and self._process is not None \
+                and self._process.poll() is None:
+            try:
+                self._pipe.call("Browser.close")
+            except (ChromiumError, EOFError, TimeoutError, OSError, ValueError):
+                pass
+        self._pipe = None
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+        if self._process is not None:
+            _stop(self._process)
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+
 def runRelayPage(
     chromium: str,
     page: Path = PAGE,
@@ -206,95 +368,19 @@ def runRelayPage(
     logPath: Optional[Path] = None,
 ) -> Dict[str, Any]:
     """
-    Open C{page} in a fresh headless Chromium with a throwaway profile and return the page's
-    result object (see the page's header comment: C{ok}, C{error}, C{offerer}, C{answerer},
-    ...). The page gives up after C{timeout - 5} seconds, the runner after C{timeout}; the
-    browser and all its children are killed before this returns, whatever happens.
+    Open C{page} in a L{ChromiumSession} and return the page's result object (see the page's
+    header comment: C{ok}, C{error}, C{offerer}, C{answerer}, ...). The page gives up after
+    C{timeout - 5} seconds, the runner after C{timeout}.
 
     @raise ChromiumError: when no result came back.
     """
-    deadline = time.monotonic() + timeout
     pageTimeout = max(timeout - 5.0, 1.0)
     url = pageUrl(Path(page), turnUrl, username, password, pageTimeout)
-    profile = Path(tempfile.mkdtemp(prefix="chromium-relay-"))
-    log = Path(logPath) if logPath else profile / "stderr.log"
-    # Descriptors 3 and 4 in the child: the child reads requests on 3 and writes answers on 4.
-    requestRead, requestWrite = os.pipe()
-    answerRead, answerWrite = os.pipe()
-    env = dict(os.environ, HOME=str(profile))
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    command = [
-        chromium,
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={profile / 'profile'}",
-        *extraFlags,
-        url,
-    ]
-
-    def childDescriptors() -> None:
-        # Move both ends above 4 first, so neither is overwritten by the other's dup2.
-        reads = fcntl.fcntl(requestRead, fcntl.F_DUPFD, 10)
-        writes = fcntl.fcntl(answerWrite, fcntl.F_DUPFD, 10)
-        os.dup2(reads, 3)
-        os.dup2(writes, 4)
-
-    process = None
-    try:
-        with open(log, "wb") as stderr:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                env=env,
-                pass_fds=(3, 4),
-                preexec_fn=childDescriptors,
-                start_new_session=True,
-            )
-        os.close(requestRead)
-        os.close(answerWrite)
-        requestRead = answerWrite = -1
-        pipe = _Pipe(requestWrite, answerRead, deadline, lambda: process.poll() is None)
-        try:
-            sessionId = _attachToPage(pipe, deadline)
-            evaluation = None
-            while evaluation is None:
-                try:
-                    evaluation = pipe.call(
-                        "Runtime.evaluate",
-                        {"expression": _AWAIT_RESULT, "awaitPromise": True, "returnByValue": True},
-                        sessionId,
-                    )
-                except ChromiumError as e:
-                    # The initial about:blank's context goes away when the page commits.
-                    transient = "context" in str(e).lower() or "navigated" in str(e).lower()
-                    if not transient or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-            if "exceptionDetails" in evaluation:
-                raise ChromiumError(f"the page threw: {evaluation['exceptionDetails']}")
-            result = evaluation["result"].get("value")
-            if not isinstance(result, dict):
-                raise ChromiumError(f"the page gave no result object: {evaluation['result']}")
-            try:
-                pipe.call("Browser.close")
-            except (ChromiumError, EOFError, TimeoutError, OSError):
-                pass
-            return result
-        except (EOFError, TimeoutError, OSError, ValueError) as e:
-            raise ChromiumError(f"{e} (exit status {process.poll()})", _readLog(log)) from e
-        except ChromiumError as e:
-            raise ChromiumError(str(e), _readLog(log)) from e
-    finally:
-        for fd in (requestRead, requestWrite, answerRead, answerWrite):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        if process is not None:
-            _stop(process)
-        shutil.rmtree(profile, ignore_errors=True)
+    with ChromiumSession(chromium, url, timeout, extraFlags, logPath) as browser:
+        result = browser.evaluate(_AWAIT_RESULT, awaitPromise=True)
+        if not isinstance(result, dict):
+            raise ChromiumError(f"the page gave no result object: {result!r}")
+        return result
 
 
 def _attachToPage(pipe: _Pipe, deadline: float) -> str:

@@ -656,7 +656,7 @@ UCLIENT_TRANSPORTS: Dict[str, Tuple[str, ...]] = {
 }
 
 
-def runUclient(
+def uclientCommand(
     serverPort: int,
     peerPort: int,
     credentials: Sequence[str],
@@ -668,21 +668,11 @@ def runUclient(
     transport: str = "udp",
     peerHost: str = HOST,
     familyFlags: Sequence[str] = ("-X",),
-) -> UclientResult:
+) -> List[str]:
     """
-    Run C{turnutils_uclient} against 127.0.0.1: C{clients} clients each allocate an IPv4 relay
-    (-X), skip RTCP (-c), and send C{messages} 120-byte messages, one every 10 ms, to the echo
-    peer, by ChannelData or (C{sendIndications}) Send indications (-s).
-
-    @param credentials: the authentication flags, e.g. C{("-u", "alice", "-w", "secret")}.
-    @param serverHost: the server address uclient talks to (C{::1} for an IPv6 listener).
-    @param transport: how uclient reaches the server: C{udp}, C{tcp} (-t), C{tls} (-t -S) or
-        C{dtls} (-S).
-    @param peerHost: the echo peer's address (C{::1} for an IPv6 peer).
-    @param familyFlags: the relay family flags: C{-X} an IPv4 relayed address (the default),
-        C{-x} an IPv6 one, C{-Z} with either a dual-stack allocation.
+    The C{turnutils_uclient} command line of L{runUclient}, for a test that runs it itself.
     """
-    command = [
+    return [
         requireTool("turnutils_uclient"),
         "-e",
         peerHost,
@@ -705,6 +695,28 @@ def runUclient(
         *UCLIENT_TRANSPORTS[transport],
         serverHost,
     ]
+
+
+def runUclient(
+    serverPort: int,
+    peerPort: int,
+    credentials: Sequence[str],
+    **options: Any,
+) -> UclientResult:
+    """
+    Run C{turnutils_uclient} against 127.0.0.1: C{clients} clients each allocate an IPv4 relay
+    (-X), skip RTCP (-c), and send C{messages} 120-byte messages, one every 10 ms, to the echo
+    peer, by ChannelData or (C{sendIndications}) Send indications (-s).
+
+    @param credentials: the authentication flags, e.g. C{("-u", "alice", "-w", "secret")}.
+    @param options: as L{uclientCommand} takes them: C{messages} (50), C{clients} (2),
+        C{sendIndications}; C{serverHost}, the server address uclient talks to (C{::1} for an
+        IPv6 listener); C{transport}, how uclient reaches the server: C{udp}, C{tcp} (-t),
+        C{tls} (-t -S) or C{dtls} (-S); C{peerHost}, the echo peer's address (C{::1} for an
+        IPv6 peer); C{familyFlags}, the relay family flags: C{-X} an IPv4 relayed address (the
+        default), C{-x} an IPv6 one, C{-Z} with either a dual-stack allocation.
+    """
+    command = uclientCommand(serverPort, peerPort, credentials, **options)
     # stdout and stderr apart: a shared pipe could splice a stderr write into a stats line.
     try:
         completed = subprocess.run(

@@ -6,11 +6,11 @@ of an IPv4 address assigned to a local interface so a datagram sent to them woul
 
 L{runInNetworkNamespace} starts this module under C{unshare -n -p -f --kill-child --mount-proc}:
 a network namespace with nothing but its own (down) loopback interface, and a PID namespace
-whose end takes every process the scenario started (servers, peers) down with it. Inside, C{main} brings
-C{lo} up, adds the requested addresses to it, calls the scenario (a C{module:function} taking
-keyword arguments and returning something JSON can encode) and prints its result as the last
-line of its output. Nothing the scenario sends can leave the namespace: it has no other
-interface. Nothing here imports C{twisted_turn}.
+whose end takes every process the scenario started (servers, peers) down with it. Inside,
+C{main} brings C{lo} up, adds the requested addresses to it, calls the scenario (a
+C{module:function} taking keyword arguments and returning something JSON can encode) and
+prints its result as the last line of its output. Nothing the scenario sends can leave the
+namespace: it has no other interface. Nothing here imports C{twisted_turn}.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 def test_wheelContents(tmp_path):
     """
     C{pip wheel .} builds a wheel with the modules, the native module compiled by cffi, the
-    plugin pointers (the C{turn} service and the C{turnepoll} reactor), and no
+    plugin pointers (the C{turn} service and the C{turnepoll} reactor), the status page's
+    files, and no
     C{twisted/plugins/__init__.py} (which would hide Twisted's own plugins).
     """
     subprocess.run(
@@ -39,6 +40,11 @@ def test_wheelContents(tmp_path):
         "twisted_turn/server.py",
         "twisted_turn/stun/message.py",
         "twisted_turn/stun/attributes.py",
+        "twisted_turn/admin/api.py",
+        # The status page's own files: it loads nothing from elsewhere.
+        "twisted_turn/admin/static/index.html",
+        "twisted_turn/admin/static/app.js",
+        "twisted_turn/admin/static/style.css",
     ]:
         assert expected in names, sorted(names)
     assert [name for name in names if name.startswith("twisted_turn/_turnio.")], sorted(names)
