@@ -2008,3 +2008,158 @@ class DrainAndRedirectTests(SynchronousTestCase):
         fixture.client().request(Method.ALLOCATE, [UDP])
         response = fixture.client(address=("192.0.2.6", 1)).request(Method.ALLOCATE, [UDP])
         self.assertEqual(errorCode(response), 300)
+
+
+class FakeSharedQuota:
+    """
+    A shared quota whose answers the test gives: C{reserve} records the call, C{answer}
+    gives the oldest waiting one its answer.
+    """
+
+    def __init__(self):
+        self.waiting = []
+        self.reserved = []
+        self.released = []
+
+    def reserve(self, user, userExtra, totalExtra, done):
+        self.reserved.append((user, userExtra, totalExtra))
+        self.waiting.append(done)
+
+    def answer(self, refusal=None):
+        self.waiting.pop(0)(refusal)
+
+    def release(self, user):
+        self.released.append(user)
+
+
+class SharedQuotaTests(SynchronousTestCase):
+    """
+    With a shared quota (worker processes), every Allocate waits for its answer: granted, it
+    is made and answered then, and released when it ends; refused, it gets 486 (or 300 past
+    the total quota with an alternate server).
+    """
+
+    def setUp(self):
+        self.quota = FakeSharedQuota()
+        self.fixture = ServerFixture(sharedQuota=self.quota, userQuota=3, totalQuota=5,
+                                     alternateServers=[("192.0.2.200", 3478)])
+        self.server = self.fixture.server
+        self.client = self.fixture.client()
+
+    def test_grantedLater(self):
+        """
+        The answer goes out once the quota grants; the allocation holds its reservation
+        until it ends, and then releases it, once.
+        """
+        self.assertIsNone(self.client.request(Method.ALLOCATE, [UDP]))
+        self.assertEqual(self.quota.reserved, [("alice", 0, 0)])
+        self.assertEqual(len(self.server.table), 0)
+        self.quota.answer(None)
+        response = self.client.lastMessage()
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.assertIsNotNone(response.get(XorRelayedAddress))
+        [allocation] = self.server.table
+        self.assertTrue(allocation.quotaShared)
+        self.assertEqual(self.quota.released, [])
+        self.client.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(self.quota.released, ["alice"])
+        self.fixture.clock.advance(3600)
+        self.server.sweep()
+        self.assertEqual(self.quota.released, ["alice"])
+
+    def test_retransmissionWhileWaiting(self):
+        """
+        A retransmitted Allocate while the first waits is dropped without asking again; one
+        answer goes out.
+        """
+        self.assertIsNone(self.client.request(Method.ALLOCATE, [UDP]))
+        tid = newTransactionId()
+        for _ in range(2):
+            self.assertIsNone(
+                self.client.request(Method.ALLOCATE, [UDP], transactionId=tid)
+            )
+        self.assertEqual(len(self.quota.reserved), 1)
+        self.assertEqual(self.server.counters["allocatePending"], 2)
+        self.quota.answer(None)
+        self.assertEqual(len(self.client.received()), 1)
+        self.assertEqual(len(self.server.table), 1)
+
+    def test_userQuotaRefused(self):
+        self.client.request(Method.ALLOCATE, [UDP])
+        self.quota.answer("user")
+        response = self.client.lastMessage()
+        self.assertEqual(errorCode(response), 486)
+        self.assertEqual(len(self.server.table), 0)
+        self.assertEqual(self.quota.released, [])
+
+    def test_totalQuotaRedirects(self):
+        from twisted_turn.stun.attributes import AlternateServer
+
+        self.client.request(Method.ALLOCATE, [UDP])
+        self.quota.answer("total")
+        response = self.client.lastMessage()
+        self.assertEqual(errorCode(response), 300)
+        self.assertEqual(response.get(AlternateServer).host, "192.0.2.200")
+
+    def test_unavailable(self):
+        """
+        Any other refusal (the supervisor cannot be asked) is a 486 naming it.
+        """
+        self.client.request(Method.ALLOCATE, [UDP])
+        with capturedLogs() as events:
+            self.quota.answer("the quota service is unavailable")
+        self.assertEqual(errorCode(self.client.lastMessage()), 486)
+        from twisted.logger import formatEvent
+
+        self.assertIn(
+            "486 Allocation Quota Reached: the quota service is unavailable",
+            " ".join(formatEvent(event) for event in events),
+        )
+
+    def test_failureAfterGrantReleases(self):
+        """
+        When the allocation cannot be made after the grant (no relay port), the reservation
+        is released and the client gets 508.
+        """
+        fixture = ServerFixture(sharedQuota=self.quota, minPort=50000, maxPort=50000)
+        first = fixture.client()
+        second = fixture.client(address=("192.0.2.9", 1))
+        first.request(Method.ALLOCATE, [UDP])
+        self.quota.answer(None)
+        second.request(Method.ALLOCATE, [UDP])
+        self.quota.answer(None)
+        self.assertEqual(errorCode(second.lastMessage()), 508)
+        self.assertEqual(self.quota.released, ["alice"])
+        self.assertEqual(len(fixture.server.table), 1)
+
+    def test_reservationsCounted(self):
+        """
+        The EVEN-PORT reservations this server holds are passed along, the user's and all.
+        """
+        self.client.request(Method.ALLOCATE, [UDP, EvenPort(True)])
+        self.quota.answer(None)
+        other = self.fixture.client(address=("192.0.2.9", 1))
+        other.request(Method.ALLOCATE, [UDP])
+        self.assertEqual(self.quota.reserved[-1], ("alice", 1, 1))
+
+    def test_claimingAReservationAsksNothing(self):
+        self.client.request(Method.ALLOCATE, [UDP, EvenPort(True)])
+        self.quota.answer(None)
+        token = self.client.lastMessage().get(ReservationToken).token
+        other = self.fixture.client(address=("192.0.2.9", 1))
+        response = other.request(Method.ALLOCATE, [UDP, ReservationToken(token)])
+        self.assertEqual(response.messageClass, MessageClass.SUCCESS)
+        self.assertEqual(len(self.quota.reserved), 1)
+        other.request(Method.REFRESH, [Lifetime(0)])
+        self.assertEqual(self.quota.released, [])
+
+    def test_streamClientGoneWhileWaiting(self):
+        """
+        A stream client whose connection closed while its Allocate waited gets nothing made;
+        the reservation is released.
+        """
+        self.client.request(Method.ALLOCATE, [UDP])
+        self.fixture.transport.disconnected = True
+        self.quota.answer(None)
+        self.assertEqual(len(self.server.table), 0)
+        self.assertEqual(self.quota.released, ["alice"])

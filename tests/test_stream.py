@@ -292,6 +292,14 @@ class StreamConnectionTests(SynchronousTestCase):
         self.assertEqual(self.client.receivedBytes(), b"")
         self.assertEqual(self.server.counters["dropStreamClosed"], 1)
 
+    def test_disconnected(self):
+        """
+        C{disconnected} says whether the connection is gone, for answers that come later.
+        """
+        self.assertFalse(self.stream.disconnected)
+        self.stream.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.stream.disconnected)
+
     def test_internalErrorContained(self):
         """
         An unexpected exception while handling a message is counted, not raised into the

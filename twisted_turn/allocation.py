@@ -151,7 +151,7 @@ class Allocation:
         "permissions", "restrictedPeers", "channels", "peerChannels", "relay", "relayPort",
         "relay6", "relayed", "clientTransport", "allocateTransactionId", "allocateResponse",
         "tcp", "bps", "secondsPerByte", "upDue", "downDue", "upPackets", "upBytes",
-        "downPackets", "downBytes", "createdAt", "sessionId",
+        "downPackets", "downBytes", "createdAt", "sessionId", "quotaShared",
     )
 
     def __init__(
@@ -193,6 +193,8 @@ class Allocation:
         self.createdAt = 0.0
         #: What the admin API calls it: random, so that an id says nothing of the others.
         self.sessionId = secrets.token_hex(8)
+        #: Whether a shared quota (worker processes) counts it, to be released when it ends.
+        self.quotaShared = False
 
     # -- relayed addresses -----------------------------------------------------------------
 

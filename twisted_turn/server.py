@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 
 from twisted_turn._log import RefusalLog, makeLogger, worthLogging
@@ -206,6 +206,7 @@ class TurnServer:
         logAddresses: bool = True,
         alternateServers: Sequence[Address] = (),
         tlsAlternateServers: Sequence[Address] = (),
+        sharedQuota: Any = None,
     ) -> None:
         """
         @param tcpRelays: the RFC 6062 connection registry
@@ -223,6 +224,12 @@ class TurnServer:
             ALTERNATE-SERVER) while L{draining} or past the total quota, in turn among those of
             the client's family; without one of its family, it gets 486.
         @param tlsAlternateServers: the same for TLS and DTLS clients.
+        @param sharedQuota: where --user-quota and --total-quota are counted when several
+            servers share them (worker processes): an object with C{reserve(user, userExtra,
+            totalExtra, done)}, which calls C{done} with L{None} (granted), C{"user"} or
+            C{"total"} (that quota is reached) or another refusal text, now or later, and
+            C{release(user)}.  Every allocation made is reserved there first, and released
+            when it ends.  L{None}: the quotas count this server's allocations, at once.
         """
         self._clock = clock
         self._authenticator = authenticator
@@ -252,6 +259,9 @@ class TurnServer:
             for family in (1, 2)
         }
         self._nextAlternate = 0
+        self.sharedQuota = sharedQuota
+        #: The 5-tuples whose Allocate waits for the shared quota's answer.
+        self._pendingAllocates: Set[FiveTuple] = set()
         #: Refuse new allocations (send them to an alternate server): the server is draining.
         self.draining = False
         #: What ended allocations relayed: packets and bytes from clients to peers, then from
@@ -595,6 +605,71 @@ class TurnServer:
         if self._totalQuota and held >= self._totalQuota:
             raise self._redirect(fiveTuple, f"--total-quota {self._totalQuota} reached")
 
+    def _withQuota(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        proceed: Callable[[], Optional[Allocation]],
+    ) -> None:
+        """
+        Call C{proceed}, which makes the allocation, once the quotas allow one more for
+        C{credentials}' user: at once against this server's own count, or when the shared
+        quota has answered.  An error C{proceed} raises then is answered here.
+
+        @raise StunError: 486 (or 300) past a quota of this server's own.
+        @raise _Unanswered: this 5-tuple's Allocate already waits for the shared quota (a
+            retransmission: the answer to the first goes out when it comes).
+        """
+        shared = self.sharedQuota
+        user = credentials.username
+        if shared is None:
+            self._checkQuotas(user, fiveTuple)
+            proceed()
+            return
+        if fiveTuple in self._pendingAllocates:
+            self.counters["allocatePending"] += 1
+            raise _Unanswered()
+        self._pendingAllocates.add(fiveTuple)
+
+        def done(refusal: Optional[str]) -> None:
+            self._pendingAllocates.discard(fiveTuple)
+            try:
+                if refusal == "user":
+                    raise StunError(486, detail=f"--user-quota {self._userQuota} reached "
+                                    "(all workers)")
+                if refusal == "total":
+                    raise self._redirect(fiveTuple, f"--total-quota {self._totalQuota} "
+                                         "reached (all workers)")
+                if refusal is not None:
+                    raise StunError(486, detail=refusal)
+                if getattr(transport, "disconnected", False):
+                    # A stream client that left while its Allocate waited.
+                    shared.release(user)
+                    return
+                try:
+                    allocation = proceed()
+                except BaseException:
+                    shared.release(user)
+                    raise
+                if allocation is not None:
+                    allocation.quotaShared = True
+                else:
+                    shared.release(user)
+            except StunError as error:
+                self._replyError(request, transport, fiveTuple.client, error, credentials)
+            except _Unanswered:
+                pass
+            except Exception:
+                _log.failure("Allocate for {client} failed after the shared quota answered",
+                             client=fiveTuple.client)
+
+        shared.reserve(
+            user, self.relays.reservationCount(user, anyOwner=False),
+            self.relays.reservationCount(), done,
+        )
+
     def _allocate(
         self,
         request: Message,
@@ -650,21 +725,22 @@ class TurnServer:
         if family not in (1, 2) or self.relays.hostFor(family) is None:
             raise StunError(440)
         user = credentials.username
-        dontFragment = request.get(DontFragment) is not None
-        newToken = None
         if token is not None:
             # The reservation was counted against the quotas when it was made.
             claimed = self.relays.takeReservation(token.token, now)
             if claimed is None:
                 raise StunError(508, "Invalid or expired RESERVATION-TOKEN",
                                 detail="no such reservation")
-            handle, host, port = claimed
-        else:
-            self._checkQuotas(user, fiveTuple)
+            self._allocateUdp(request, transport, fiveTuple, credentials, now, claimed,
+                              None, family, additionalFamily, addressErrorCode)
+            return
+
+        def proceed() -> Allocation:
+            at = self._clock.seconds()
             try:
                 handle, host, port, newToken = self.relays.open(
                     family,
-                    now,
+                    at,
                     even=evenPort is not None,
                     reserveNext=evenPort is not None and evenPort.reserve,
                     owner=user,
@@ -672,6 +748,35 @@ class TurnServer:
             except NoRelayPort as e:
                 self._noRelayPort(e, "Allocate refused with 508")
                 raise StunError(508, detail=f"no relay port: {e}")
+            return self._allocateUdp(
+                request, transport, fiveTuple, credentials, at, (handle, host, port),
+                newToken, family, additionalFamily, addressErrorCode, evenPort is not None,
+            )
+
+        self._withQuota(request, transport, fiveTuple, credentials, proceed)
+
+    def _allocateUdp(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        now: float,
+        first: Tuple[Any, str, int],
+        newToken: Optional[bytes],
+        family: int,
+        additionalFamily: Any,
+        addressErrorCode: type,
+        even: bool = False,
+    ) -> Allocation:
+        """
+        Make a UDP allocation whose first relayed address is C{first} (its handle, host and
+        port), opened or claimed: the IPv6 half of a dual-stack request, the bandwidth, the
+        table entry and the answer.
+        """
+        user = credentials.username
+        dontFragment = request.get(DontFragment) is not None
+        handle, host, port = first
         opened = [(host, port, handle)]
         if dontFragment and not handle.setDontFragment():
             self._releaseOpened(opened)
@@ -685,9 +790,7 @@ class TurnServer:
                 addressError = 440
             else:
                 try:
-                    handle6, host6, port6, _ = self.relays.open(
-                        2, now, even=evenPort is not None, owner=user
-                    )
+                    handle6, host6, port6, _ = self.relays.open(2, now, even=even, owner=user)
                 except NoRelayPort as e:
                     self._noRelayPort(e, "IPv6 half of a dual-stack Allocate refused with 508")
                     addressError = 508
@@ -745,6 +848,7 @@ class TurnServer:
             relay=" and ".join(str(relayed.address) for relayed in allocation.relayed),
             client=fiveTuple.client, user=credentials.username, lifetime=lifetime,
         )
+        return allocation
 
     def _allocateTcp(
         self,
@@ -769,8 +873,23 @@ class TurnServer:
         ports = self.tcpRelayPorts
         if family not in (1, 2) or ports is None or ports.hostFor(family) is None:
             raise StunError(440)
+        self._withQuota(
+            request, transport, fiveTuple, credentials,
+            lambda: self._allocateTcpRelay(request, transport, fiveTuple, credentials,
+                                           family, ports),
+        )
+
+    def _allocateTcpRelay(
+        self,
+        request: Message,
+        transport: Any,
+        fiveTuple: FiveTuple,
+        credentials: Credentials,
+        family: int,
+        ports: RelayPortAllocator,
+    ) -> Allocation:
         user = credentials.username
-        self._checkQuotas(user, fiveTuple)
+        now = self._clock.seconds()
         try:
             handle, host, port, _ = ports.open(family, now, owner=user)
         except NoRelayPort as e:
@@ -798,6 +917,7 @@ class TurnServer:
         _log.debug("Allocated TCP relay {relay} for {client} ({user!r}, {lifetime}s)",
                    relay=allocation.relayAddress, client=fiveTuple.client, user=user,
                    lifetime=lifetime)
+        return allocation
 
     def _connect(
         self,
@@ -1072,6 +1192,8 @@ class TurnServer:
 
     def _releaseRelays(self, allocation: Allocation) -> None:
         self.bandwidth.release(allocation.bps)
+        if allocation.quotaShared and self.sharedQuota is not None:
+            self.sharedQuota.release(allocation.username)
         ended = self.endedTraffic
         ended[0] += allocation.upPackets
         ended[1] += allocation.upBytes

@@ -106,6 +106,13 @@ class StreamConnection(Protocol):
         self.transport.registerProducer(self, True)
         self._idleCall = self._clock.callLater(self._idleTimeout, self._checkIdle)
 
+    @property
+    def disconnected(self) -> bool:
+        """
+        Whether the connection is gone (an answer that comes later has nowhere to go).
+        """
+        return self._closed
+
     def _allocation(self) -> Optional[Any]:
         """
         The allocation made over this connection, if any (expired or not).
